@@ -1,0 +1,23 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import TemplateView
+
+admin.site.site_header = "Masthead"
+admin.site.site_title = "Masthead"
+admin.site.index_title = "Newsroom"
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="site/home.html"), name="home"),
+    path("admin/", admin.site.urls),
+    path("", include("newsletter.urls")),
+    path("", include("subscribers.urls")),
+]
+
+if settings.DEBUG:
+    from newsletter import devmail
+
+    urlpatterns += [
+        path("dev/mail/", devmail.inbox, name="devmail"),
+        path("dev/mail/<str:name>", devmail.message, name="devmail-message"),
+    ]

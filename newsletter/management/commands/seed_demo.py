@@ -1,0 +1,101 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils.html import escape
+
+from newsletter import demo_content
+from newsletter.models import Article, Issue, IssueArticle, Newsletter
+from subscribers.models import ConsentEvent, Subscriber, Subscription
+
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "masthead-demo"  # local demo only: printed on purpose, never created when DEBUG is off
+EDITORS_GROUP = "Editors"
+SENDERS_GROUP = "Senders"
+
+
+def _paragraphs(paragraphs: list[str]) -> str:
+    return "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+
+
+class Command(BaseCommand):
+    help = "Load demo content: a newsletter, articles, a draft issue, editor groups and a local admin. Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-admin", action="store_true", help="Do not create the local admin account.")
+
+    @transaction.atomic
+    def handle(self, no_admin: bool = False, **options):
+        newsletter, _ = Newsletter.objects.get_or_create(
+            slug=demo_content.NEWSLETTER["slug"], defaults=demo_content.NEWSLETTER
+        )
+        articles = []
+        for data in demo_content.ARTICLES:
+            fields = {k: v for k, v in data.items() if k not in ("body", "commentary")}
+            fields["body_html"] = _paragraphs(data["body"])
+            fields["commentary_html"] = _paragraphs(data["commentary"])
+            article, _ = Article.objects.get_or_create(canonical_url=data["canonical_url"], defaults=fields)
+            articles.append(article)
+
+        issue, created = Issue.objects.get_or_create(
+            newsletter=newsletter, subject=demo_content.ISSUE["subject"], defaults=demo_content.ISSUE
+        )
+        if created:
+            IssueArticle.objects.bulk_create(
+                IssueArticle(issue=issue, article=article, position=i) for i, article in enumerate(articles)
+            )
+
+        self._readers(newsletter)
+        self._groups()
+        if no_admin:
+            pass
+        elif settings.DEBUG:
+            self._admin()
+        else:
+            self.stdout.write("Skipping the demo admin account: DEBUG is off (use createsuperuser).")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo content ready: {newsletter.name}, {len(articles)} articles, draft issue #{issue.pk}."
+            )
+        )
+
+    def _readers(self, newsletter: Newsletter) -> None:
+        """A few confirmed demo readers at example.com, so a send has somewhere to go."""
+        for n in range(1, 6):
+            subscriber, created = Subscriber.objects.get_or_create(
+                email=f"reader{n}@example.com",
+                defaults={"name": f"Reader {n}", "status": Subscriber.Status.ACTIVE, "source": "import"},
+            )
+            if created:
+                Subscription.objects.create(subscriber=subscriber, newsletter=newsletter)
+                ConsentEvent.objects.create(
+                    subscriber=subscriber,
+                    newsletter=newsletter,
+                    kind=ConsentEvent.Kind.IMPORT,
+                    source=ConsentEvent.Source.IMPORT,
+                    detail="demo seed",
+                )
+
+    def _groups(self) -> None:
+        """Editors compose, preview and test; Senders may also schedule and send."""
+        editor_codenames = [
+            f"{action}_{model}"
+            for model in ("article", "issue", "issuearticle", "newsletter")
+            for action in ("add", "change", "view")
+        ] + ["view_delivery", "view_subscriber"]
+        editors, _ = Group.objects.get_or_create(name=EDITORS_GROUP)
+        editors.permissions.set(Permission.objects.filter(codename__in=editor_codenames))
+        senders, _ = Group.objects.get_or_create(name=SENDERS_GROUP)
+        senders.permissions.set(Permission.objects.filter(codename__in=[*editor_codenames, "send_issue"]))
+
+    def _admin(self) -> None:
+        User = get_user_model()
+        user, created = User.objects.get_or_create(
+            username=ADMIN_USERNAME,
+            defaults={"is_staff": True, "is_superuser": True, "email": "admin@localhost"},
+        )
+        if created:
+            user.set_password(ADMIN_PASSWORD)
+            user.save()
+        self.stdout.write(f"Admin login: {ADMIN_USERNAME} / {ADMIN_PASSWORD}  (http://localhost:8000/admin/)")

@@ -1,0 +1,181 @@
+"""Newsletters, the stored articles editors pick from, issues, and one Delivery row per recipient of an issue."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .querysets import DeliveryQuerySet, IssueQuerySet
+
+
+class Newsletter(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    from_name = models.CharField(max_length=200)
+    from_email = models.EmailField()
+    reply_to = models.EmailField(blank=True)
+    postal_address = models.TextField(help_text=_("Printed in every email's footer (required by CAN-SPAM)."))
+    template = models.CharField(max_length=100, default="default", help_text=_("MJML layout under templates/email/."))
+    archive_public = models.BooleanField(default=True, help_text=_("List sent issues on the public archive."))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Article(models.Model):
+    """A stored news story. `body_html`, `commentary_html` are sanitised when saved through a service."""
+
+    headline = models.CharField(max_length=300)
+    slug = models.SlugField(max_length=300)
+    dek = models.TextField(blank=True, help_text=_("Summary shown under the headline."))
+    byline = models.CharField(max_length=200, blank=True)
+    section = models.CharField(max_length=100, blank=True, db_index=True)
+    tags = models.CharField(max_length=300, blank=True, help_text=_("Comma-separated."))
+    canonical_url = models.URLField(max_length=500, blank=True)
+    guid = models.CharField(max_length=500, blank=True, help_text=_("Feed identity used to deduplicate imports."))
+    image_url = models.URLField(max_length=500, blank=True)
+    image_alt = models.CharField(max_length=300, blank=True)
+    published_at = models.DateTimeField(default=timezone.now, db_index=True)
+    key_facts = models.JSONField(default=list, blank=True, help_text=_("A list of short sentences."))
+    body_html = models.TextField(blank=True, help_text=_("The rest of the story."))
+    commentary_html = models.TextField(blank=True)
+    bottom_line = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-published_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["canonical_url"], condition=~Q(canonical_url=""), name="article_unique_url"
+            ),
+            models.UniqueConstraint(fields=["guid"], condition=~Q(guid=""), name="article_unique_guid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.headline
+
+
+class Issue(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        SENT = "sent", _("Sent")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.PROTECT, related_name="issues")
+    subject = models.CharField(max_length=200)
+    preheader = models.CharField(max_length=200, blank=True, help_text=_("Inbox preview text."))
+    intro = models.TextField(blank=True)
+    articles = models.ManyToManyField(Article, through="IssueArticle", related_name="issues")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    # Frozen when sending starts: what subscribers get and what the archive shows, never re-rendered.
+    frozen_subject = models.CharField(max_length=200, blank=True)
+    frozen_html = models.TextField(blank=True)
+    frozen_text = models.TextField(blank=True)
+    frozen_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Public identity for archive URLs, so links carry no sequential id.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    objects = IssueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("send_issue", "Can schedule, send, pause, resume and cancel issues")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="scheduled") | Q(scheduled_at__isnull=False),
+                name="issue_scheduled_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "scheduled"]) | Q(frozen_at__isnull=False),
+                name="issue_sending_is_frozen",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+
+class IssueArticle(models.Model):
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="items")
+    article = models.ForeignKey(Article, on_delete=models.PROTECT, related_name="issue_items")
+    position = models.PositiveIntegerField(default=0)
+    blurb = models.TextField(blank=True, help_text=_("Optional editor's note shown above the article in this issue."))
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["issue", "article"], name="issue_article_once")]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.article}"
+
+
+class Delivery(models.Model):
+    """One recipient of one issue. The unique (issue, subscriber) pair is what makes a duplicate send impossible
+    except for the message in flight when a worker dies (its lease expires and the row is claimed again)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DEFERRED = "deferred", _("Deferred")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="deliveries")
+    # SET_NULL: erasing a subscriber keeps the issue's counts but nothing personal.
+    subscriber = models.ForeignKey(
+        "subscribers.Subscriber", null=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    error_code = models.CharField(max_length=16, blank=True)
+    error_text = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["issue", "subscriber"], name="delivery_once_per_subscriber")]
+        indexes = [models.Index(fields=["issue", "status"], name="delivery_issue_status")]
+
+    def __str__(self) -> str:
+        return f"{self.issue_id}/{self.subscriber_id}: {self.status}"
+
+
+class WorkerHeartbeat(models.Model):
+    """Last time each Celery worker answered beat's heartbeat, so editors can see that sending will happen."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.hostname

@@ -1,0 +1,137 @@
+"""Readers, what they subscribed to, the append-only consent ledger, and the suppression list."""
+
+import hashlib
+import hmac
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+
+def email_hash(email: str) -> str:
+    """Keyed hash of a normalised address: lets the suppression list block an address without storing it.
+
+    Keyed with a dedicated secret (falling back to SECRET_KEY) so the list can't be reversed by hashing guesses.
+    """
+    key = (getattr(settings, "SUPPRESSION_HASH_KEY", "") or settings.SECRET_KEY).encode()
+    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting confirmation")
+        ACTIVE = "active", _("Active")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        SUPPRESSED = "suppressed", _("Suppressed (bounce or complaint)")
+
+    email = models.EmailField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    # The only identity put into signed links: random, so a link never reveals or enumerates anything.
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=32, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    soft_bounces = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(Lower("email"), name="subscriber_unique_email_ci")]
+        permissions = [
+            ("export_subscriber", "Can export subscriber data"),
+            ("erase_subscriber", "Can erase subscribers"),
+            ("suppress_subscriber", "Can suppress and unsubscribe subscribers"),
+            ("import_subscribers", "Can import subscribers from CSV"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_mailable(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Subscription(models.Model):
+    """A subscriber's membership of one newsletter. Only active rows of active subscribers receive issues."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Subscribed")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
+    newsletter = models.ForeignKey("newsletter.Newsletter", on_delete=models.CASCADE, related_name="subscriptions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subscriber", "newsletter"], name="subscription_once")]
+        indexes = [models.Index(fields=["newsletter", "status"], name="subscription_nl_status")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} → {self.newsletter}"
+
+
+class ConsentEvent(models.Model):
+    """Append-only ledger of every change to a person's consent. Rows are never updated or deleted, except that
+    erasure blanks the personal fields (address, IP, user agent) of that person's rows."""
+
+    class Kind(models.TextChoices):
+        SUBSCRIBE = "subscribe", _("Subscribed")
+        CONFIRM = "confirm", _("Confirmed")
+        UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
+        PREFERENCES = "preferences", _("Changed preferences")
+        IMPORT = "import", _("Imported")
+        SUPPRESS = "suppress", _("Suppressed")
+        ERASE = "erase", _("Erased")
+
+    class Source(models.TextChoices):
+        FORM = "form", _("Signup form")
+        EMBED = "embed", _("Embedded form")
+        IMPORT = "import", _("Import")
+        ADMIN = "admin", _("Admin")
+        LINK = "link", _("Email link")
+        ONE_CLICK = "one_click", _("One-click unsubscribe")
+        WEBHOOK = "webhook", _("ESP webhook")
+
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"
+    )
+    newsletter = models.ForeignKey("newsletter.Newsletter", null=True, blank=True, on_delete=models.SET_NULL)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    policy_version = models.CharField(max_length=32, blank=True)
+    consent_text = models.TextField(blank=True)
+    ip_address = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} via {self.get_source_display()}"
+
+
+class Suppression(models.Model):
+    """Addresses that must never be mailed or re-imported, stored only as a keyed hash."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+        SOFT_BOUNCES = "soft_bounces", _("Repeated soft bounces")
+        COMPLAINT = "complaint", _("Spam complaint")
+        ERASED = "erased", _("Erased on request")
+        MANUAL = "manual", _("Suppressed by an operator")
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.email_hash[:12]}… ({self.get_reason_display()})"

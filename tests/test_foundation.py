@@ -1,0 +1,81 @@
+"""The skeleton works: settings, the demo seed, deploy checks, and a real Celery worker round trip."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+
+from newsletter.models import Article, Issue, IssueArticle, Newsletter, WorkerHeartbeat
+from newsletter.tasks import heartbeat_task
+from subscribers.models import Subscriber, Subscription
+from tests.conftest import ROOT, wait_for
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    test_only = ("SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DEBUG", "SECURE_SSL_REDIRECT", "ALLOWED_HOSTS")
+    base = {k: v for k, v in os.environ.items() if k not in test_only}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, "READ_DOT_ENV": "false", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_settings_refuse_to_start_without_secret_key_when_debug_is_off():
+    result = run_manage("check", DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set and DEBUG is off" in result.stderr
+
+
+def test_check_deploy_passes_with_production_settings():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="news.example.org",
+        SITE_URL="https://news.example.org",
+        DATABASE_URL="postgres://masthead@127.0.0.1:5432/masthead",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent():
+    def counts():
+        return (
+            Newsletter.objects.count(),
+            Article.objects.count(),
+            Issue.objects.count(),
+            IssueArticle.objects.count(),
+            Subscriber.objects.count(),
+            Subscription.objects.count(),
+        )
+
+    call_command("seed_demo", verbosity=0)
+    first = counts()
+    call_command("seed_demo", verbosity=0)
+    assert counts() == first
+    assert first[1] >= 4 and first[3] == first[1]
+    issue = Issue.objects.get()
+    assert issue.status == Issue.Status.DRAFT
+    assert all(a.key_facts and a.bottom_line and a.body_html for a in issue.articles.all())
+
+
+@pytest.mark.worker
+def test_celery_round_trip_through_a_real_worker(celery_worker):
+    worker = celery_worker()
+    heartbeat_task.delay()
+    beat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=30, what="the worker to run the task")
+    assert beat.hostname.startswith("test-")
+    assert "newsletter.heartbeat" in worker.output()
