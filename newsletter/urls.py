@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "newsletter"
-urlpatterns: list = []
+urlpatterns = [
+    path("archive/<slug:newsletter>/<uuid:public_id>/", views.issue_page, name="issue"),
+]

@@ -1,0 +1,39 @@
+"""The personal values of an email, as markers in the frozen render, and their substitution.
+
+An issue is rendered once with these markers in place; per recipient only the markers change. Markers are plain
+ASCII with no characters that HTML, quoted-printable or base64 would alter, so they survive any body encoding
+that keeps lines intact (the sender uses 8-bit bodies). Each value is escaped for its context once per recipient.
+"""
+
+from dataclasses import dataclass
+from html import escape
+
+UNSUBSCRIBE_URL = "%%MH_UNSUBSCRIBE_URL%%"
+PREFERENCES_URL = "%%MH_PREFERENCES_URL%%"
+NAME = "%%MH_NAME%%"
+
+MARKERS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME)
+
+
+@dataclass(frozen=True)
+class PersonalValues:
+    unsubscribe_url: str
+    preferences_url: str
+    name: str = ""
+
+    def for_html(self) -> dict[str, str]:
+        return {
+            UNSUBSCRIBE_URL: escape(self.unsubscribe_url, quote=True),
+            PREFERENCES_URL: escape(self.preferences_url, quote=True),
+            NAME: escape(self.name, quote=True),
+        }
+
+    def for_text(self) -> dict[str, str]:
+        return {UNSUBSCRIBE_URL: self.unsubscribe_url, PREFERENCES_URL: self.preferences_url, NAME: self.name}
+
+
+def substitute(template: str, values: dict[str, str]) -> str:
+    """Replace every marker in `template` with its (already escaped) value."""
+    for marker, value in values.items():
+        template = template.replace(marker, value)
+    return template

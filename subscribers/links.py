@@ -1,0 +1,23 @@
+"""Absolute URLs put into emails. Built from SITE_URL and a signed token; called per recipient, so no reverse()."""
+
+from django.conf import settings
+
+from .tokens import Purpose, make_token
+
+
+def unsubscribe_url(subscriber_token, newsletter_slug: str) -> str:
+    """The page with the one-button unsubscribe (GET shows it, POST unsubscribes)."""
+    return f"{settings.SITE_URL}/u/{make_token(Purpose.UNSUBSCRIBE, subscriber_token, newsletter_slug)}/"
+
+
+def one_click_url(subscriber_token, newsletter_slug: str) -> str:
+    """RFC 8058 List-Unsubscribe target: POST List-Unsubscribe=One-Click unsubscribes at once."""
+    return f"{settings.SITE_URL}/u/{make_token(Purpose.UNSUBSCRIBE, subscriber_token, newsletter_slug)}/one-click/"
+
+
+def preferences_url(subscriber_token) -> str:
+    return f"{settings.SITE_URL}/preferences/{make_token(Purpose.PREFERENCES, subscriber_token)}/"
+
+
+def confirm_url(subscriber_token) -> str:
+    return f"{settings.SITE_URL}/confirm/{make_token(Purpose.CONFIRM, subscriber_token)}/"
