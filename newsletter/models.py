@@ -117,6 +117,32 @@ class Issue(models.Model):
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
 
+    def transition_to(self, status: str, **fields) -> bool:
+        """Move to `status` if the current status allows it, as one conditional UPDATE (safe against races:
+        of two concurrent callers, exactly one wins). Returns whether this call made the change."""
+        sources = [src for src, targets in ISSUE_TRANSITIONS.items() if status in targets]
+        changed = Issue.objects.filter(pk=self.pk, status__in=sources).update(
+            status=status, updated_at=timezone.now(), **fields
+        )
+        if changed:
+            self.status = status
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+
+# Which status may follow which. `failed` is for a send that cannot proceed (e.g. its render is broken).
+ISSUE_TRANSITIONS: dict[str, set[str]] = {
+    Issue.Status.DRAFT: {Issue.Status.SCHEDULED, Issue.Status.SENDING},
+    Issue.Status.SCHEDULED: {Issue.Status.DRAFT, Issue.Status.SENDING, Issue.Status.CANCELLED},
+    Issue.Status.SENDING: {Issue.Status.PAUSED, Issue.Status.SENT, Issue.Status.CANCELLED, Issue.Status.FAILED},
+    Issue.Status.PAUSED: {Issue.Status.SENDING, Issue.Status.CANCELLED},
+    # A finished send may be reopened to deliver to those who did not get it ("resend to missing").
+    Issue.Status.SENT: {Issue.Status.SENDING},
+    Issue.Status.FAILED: {Issue.Status.SENDING, Issue.Status.CANCELLED},
+    Issue.Status.CANCELLED: set(),
+}
+
 
 class IssueArticle(models.Model):
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="items")
