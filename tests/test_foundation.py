@@ -79,3 +79,14 @@ def test_celery_round_trip_through_a_real_worker(celery_worker):
     beat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=30, what="the worker to run the task")
     assert beat.hostname.startswith("test-")
     assert "newsletter.heartbeat" in worker.output()
+
+
+def test_smtp_server_fixture_records_what_it_accepts(smtp_server):
+    from django.core.mail import send_mail
+
+    smtp_server.rcpt_reply = lambda address: "550 no such user" if address.startswith("bad") else None
+    send_mail("Hi", "body", "from@example.com", ["good@example.com"])
+    with pytest.raises(Exception, match="550"):
+        send_mail("Hi", "body", "from@example.com", ["bad@example.com"])
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["good@example.com"]]
+    assert smtp_server.messages[0].message["Subject"] == "Hi"
