@@ -7,7 +7,6 @@ POST-only (405 on GET) and checks an explicit permission (403 without it)."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import Count, Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -55,6 +54,9 @@ class LinesField(forms.CharField):
 
 
 class ArticleAdminForm(forms.ModelForm):
+    # Feeds and editors paste bare hosts; https is the right guess (and Django 6's default).
+    canonical_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+    image_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
     key_facts = LinesField(required=False, help_text=_("One fact per line."))
     body_markdown = forms.CharField(
         label=_("Body in Markdown"),
@@ -107,11 +109,6 @@ class ArticleAdmin(ArticleImportAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_issue_count=Count("issue_items"))
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if isinstance(db_field, models.URLField):
-            kwargs["assume_scheme"] = "https"  # feeds and editors paste bare hosts; Django 6 defaults to https too
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description=_("Issues"), ordering="_issue_count")
     def issue_count(self, obj: Article) -> int:
