@@ -1,10 +1,35 @@
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
+"""The public archive: a newsletter's sent issues and each issue's web version ("view in browser")."""
 
-from .models import Issue
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from .models import Issue, Newsletter
+from .services.archive import archive_html, archive_issues
+
+
+def archive(request, newsletter: str):
+    """The list of sent issues, when the newsletter's archive is public (404 otherwise: it does not exist)."""
+    newsletter_obj = get_object_or_404(Newsletter, slug=newsletter)
+    if not newsletter_obj.archive_public:
+        raise Http404("This newsletter has no public archive.")
+    return render(
+        request,
+        "newsletter/archive.html",
+        {"newsletter": newsletter_obj, "issues": archive_issues(newsletter_obj)},
+    )
 
 
 def issue_page(request, newsletter: str, public_id):
-    """The web version of a sent issue: its frozen render, without anyone's personal links."""
-    issue = get_object_or_404(Issue, newsletter__slug=newsletter, public_id=public_id, frozen_at__isnull=False)
-    return HttpResponse(issue.frozen_html)
+    """The web version of an issue whose sending has started: its frozen render, without anyone's personal links.
+
+    Reachable by its unguessable URL even when the archive is not public, because every email links to it."""
+    issue = get_object_or_404(
+        Issue.objects.select_related("newsletter"),
+        newsletter__slug=newsletter,
+        public_id=public_id,
+        frozen_at__isnull=False,
+    )
+    response = HttpResponse(archive_html(issue.frozen_html))
+    if not issue.newsletter.archive_public:
+        response["X-Robots-Tag"] = "noindex"
+    return response

@@ -1,0 +1,152 @@
+"""Render benchmark: compile a 10-article issue (Django templates + mrml), and personalise it per recipient.
+
+    python -m bench render [--runs 50] [--articles 10] [--recipients 20000]
+    python -m bench.render ...          (same, without the dispatcher)
+
+Needs no database: the issue is built from unsaved objects and rendered by the same code path
+(rendering.render_blocks) that issue_render uses after its one query. Personalisation is measured as the sender
+does it per recipient: PersonalValues escaping + placeholders.substitute on the HTML and the text part, and
+separately with the signed unsubscribe/preferences links built too (subscribers.links).
+"""
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import time
+import uuid
+
+BODY_PARAGRAPH = (
+    "On Friday the council's transport committee met to review the plan, and officials set out the timetable "
+    "for the tender, the cost estimates and the expected effect on traffic along the Coast Road. Councillors "
+    "asked how the figures had been reached and whether the regional grant would arrive in time."
+)
+COMMENTARY_PARAGRAPH = (
+    "The question is not whether the city needs better transport but whether this is the right order of work. "
+    "A plan that serves one half of the city first must show the other half when its turn will come, and with "
+    "what money, or it will lose the public support it depends on."
+)
+
+
+def _setup_django() -> None:
+    # The test settings: no SECRET_KEY or database needed for a benchmark that touches neither.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    import django
+
+    django.setup()
+
+
+def _issue(articles: int):
+    from newsletter.models import Article, Issue, Newsletter
+    from newsletter.services.rendering import ArticleBlock
+
+    newsletter = Newsletter(
+        name="The Harbour City Daily Brief",
+        slug="daily-brief",
+        postal_address="Harbour City Chronicle, 12 Quay Street, Harbour City HC1 4AB",
+    )
+    issue = Issue(newsletter=newsletter, subject="Ferries, hospitals and the festival", preheader="Five minutes.")
+    blocks = [
+        ArticleBlock.build(
+            Article(
+                headline=f"Headline {n}: council approves the ferry expansion",
+                dek="Two new routes will link the northern suburbs to the harbour by 2028.",
+                byline="Amara Okafor",
+                section="City Hall",
+                canonical_url=f"https://harbourcity.example/news/story-{n}",
+                image_url=f"https://harbourcity.example/media/story-{n}.jpg",
+                image_alt="A white passenger ferry docking at the Quay Street terminal",
+                key_facts=[f"Fact {i}: a short sentence with a number, {i * 7}." for i in range(1, 5)],
+                body_html="".join(f"<p>{BODY_PARAGRAPH}</p>" for _ in range(4)),
+                commentary_html="".join(f"<p>{COMMENTARY_PARAGRAPH}</p>" for _ in range(5)),
+                bottom_line="The ferries are coming; the rest of the city is waiting for its turn.",
+            )
+        )
+        for n in range(articles)
+    ]
+    return issue, newsletter, blocks
+
+
+def _time(fn, runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench render", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50, help="compiles to average over (default 50)")
+    parser.add_argument("--articles", type=int, default=10, help="articles in the issue (default 10)")
+    parser.add_argument("--recipients", type=int, default=20000, help="personalisations to time (default 20000)")
+    args = parser.parse_args(argv)
+    _setup_django()
+
+    from newsletter.mjml import compile_mjml
+    from newsletter.placeholders import MARKERS, PersonalValues, substitute
+    from newsletter.services.rendering import _context, _render_template, render_blocks
+    from subscribers.links import preferences_url, unsubscribe_url
+
+    issue, newsletter, blocks = _issue(args.articles)
+    view_url = "https://news.example/archive/daily-brief/00000000-0000-0000-0000-000000000000/"
+    rendered = render_blocks(issue, newsletter, blocks, view_url)  # warm the template cache
+    mjml_source = _render_template("email/default/issue.mjml", _context(issue, newsletter, blocks, view_url))
+
+    full = _time(lambda: render_blocks(issue, newsletter, blocks, view_url), args.runs)
+    mrml_only = _time(lambda: compile_mjml(mjml_source), args.runs)
+
+    tokens = [uuid.uuid4() for _ in range(args.recipients)]
+    values = [
+        PersonalValues(f"https://news.example/u/{t}/", f"https://news.example/preferences/{t}/", f"Reader <{i}> & co")
+        for i, t in enumerate(tokens)
+    ]
+
+    def personalise(v: PersonalValues) -> None:
+        substitute(rendered.html, v.for_html())
+        substitute(rendered.text, v.for_text())
+
+    start = time.perf_counter()
+    for v in values:
+        personalise(v)
+    per_recipient = (time.perf_counter() - start) / len(values)
+
+    # For comparison: split the render at its markers once, then only join per recipient (one pass, no scans).
+    marker_re = re.compile("|".join(re.escape(m) for m in MARKERS))
+    split = [(marker_re.split(part), marker_re.findall(part)) for part in (rendered.html, rendered.text)]
+
+    def personalise_split(v: PersonalValues) -> None:
+        for (pieces, found), table in zip(split, (v.for_html(), v.for_text()), strict=True):
+            out = [pieces[0]]
+            for marker, piece in zip(found, pieces[1:], strict=True):
+                out += (table[marker], piece)
+            "".join(out)
+
+    start = time.perf_counter()
+    for v in values:
+        personalise_split(v)
+    per_recipient_split = (time.perf_counter() - start) / len(values)
+
+    sample = tokens[: max(1, args.recipients // 10)]
+    start = time.perf_counter()
+    for t in sample:
+        personalise(PersonalValues(unsubscribe_url(t, "daily-brief"), preferences_url(t), "Reader"))
+    with_links = (time.perf_counter() - start) / len(sample)
+
+    ms = lambda xs: statistics.mean(xs) * 1000  # noqa: E731
+    print(f"issue: {args.articles} articles, HTML {len(rendered.html.encode()) / 1024:.1f} KB, "
+          f"text {len(rendered.text.encode()) / 1024:.1f} KB")  # fmt: skip
+    print(f"compile (templates + sanitise + text + mrml): mean {ms(full):.2f} ms, "
+          f"median {statistics.median(full) * 1000:.2f} ms over {args.runs} runs")  # fmt: skip
+    print(f"  of which mrml alone: mean {ms(mrml_only):.2f} ms")
+    print(f"personalise per recipient (escape + substitute, HTML and text): {per_recipient * 1e6:.1f} µs "
+          f"over {len(values)} recipients")  # fmt: skip
+    print(f"  for comparison, render pre-split at its markers, join per recipient: {per_recipient_split * 1e6:.1f} µs")
+    print(f"  with signed unsubscribe + preferences links built: {with_links * 1e6:.1f} µs per recipient")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,82 @@
+"""The editor's workflows: keep article HTML clean, order an issue's articles, duplicate an issue, preview it."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from newsletter import placeholders
+from newsletter.models import Article, Issue, IssueArticle
+from newsletter.placeholders import PersonalValues
+from newsletter.services.rendering import RenderedIssue, issue_rendered
+from newsletter.services.sanitizing import html_sanitize, markdown_to_html
+
+
+def article_sanitize(article: Article, *, body_markdown: str = "") -> Article:
+    """Make the article's HTML safe to store and send (nh3); Markdown, when given, replaces the body. Does not
+    save: the admin form, the importer and scripts call this before saving, so every door stores clean HTML."""
+    if body_markdown.strip():
+        article.body_html = markdown_to_html(body_markdown)
+    else:
+        article.body_html = html_sanitize(article.body_html)
+    article.commentary_html = html_sanitize(article.commentary_html)
+    article.key_facts = [str(fact).strip() for fact in (article.key_facts or []) if str(fact).strip()]
+    return article
+
+
+def issue_renumber(issue: Issue) -> None:
+    """Positions 1..n in the current order (ties keep their insertion order), so gaps and duplicates left by
+    editing or drag-and-drop never make the order ambiguous. Safe to run twice."""
+    items = list(issue.items.order_by("position", "id"))
+    changed = []
+    for number, item in enumerate(items, start=1):
+        if item.position != number:
+            item.position = number
+            changed.append(item)
+    IssueArticle.objects.bulk_update(changed, ["position"])
+
+
+@transaction.atomic
+def issue_duplicate(issue: Issue, user=None) -> Issue:
+    """A new draft with the same newsletter, texts, articles, order and blurbs; nothing of the send is copied."""
+    copy = Issue.objects.create(
+        newsletter=issue.newsletter,
+        subject=f"Copy of {issue.subject}"[: Issue._meta.get_field("subject").max_length],
+        preheader=issue.preheader,
+        intro=issue.intro,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    IssueArticle.objects.bulk_create(
+        IssueArticle(issue=copy, article_id=item.article_id, position=item.position, blurb=item.blurb)
+        for item in issue.items.order_by("position", "id")
+    )
+    return copy
+
+
+def preview_values(user) -> PersonalValues:
+    """The personal values an editor's preview is filled with: their own name, and links that go nowhere (a
+    preview must never carry a working unsubscribe link for someone)."""
+    name = (getattr(user, "get_short_name", lambda: "")() or getattr(user, "get_username", lambda: "")()).strip()
+    return PersonalValues(
+        unsubscribe_url=f"{settings.SITE_URL}/#preview-unsubscribe",
+        preferences_url=f"{settings.SITE_URL}/#preview-preferences",
+        name=name or "there",
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    subject: str
+    html: str
+    text: str
+
+
+def issue_preview(issue: Issue, values: PersonalValues) -> Preview:
+    """Exactly what a subscriber with `values` receives: the same render (frozen once sending started) and the
+    same substitution the sender uses. Raises RenderError."""
+    rendered: RenderedIssue = issue_rendered(issue)
+    return Preview(
+        subject=rendered.subject,
+        html=placeholders.substitute(rendered.html, values.for_html()),
+        text=placeholders.substitute(rendered.text, values.for_text()),
+    )

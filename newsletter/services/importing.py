@@ -1,0 +1,242 @@
+"""Import stored articles from an RSS/Atom feed (feedparser) or a JSON file, deduplicated by canonical URL and
+guid. Good items are imported, bad ones reported with what is wrong and where; nothing is lost silently.
+
+Every item goes through the same validation as the admin form (a ModelForm) and the same sanitiser, so an
+imported article is stored exactly as clean as a typed one.
+"""
+
+import calendar
+import json
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+from django import forms
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from newsletter.models import Article
+from newsletter.services.composing import article_sanitize
+from newsletter.services.text import html_to_text
+
+FORMATS = ("rss", "json")
+MAX_SOURCE_BYTES = 10 * 1024 * 1024
+FETCH_TIMEOUT_SECONDS = 20
+USER_AGENT = "Masthead article importer (+https://github.com/)"
+
+
+class ImportSourceError(Exception):
+    """The source as a whole cannot be read or parsed (no items were looked at)."""
+
+
+@dataclass
+class ImportReport:
+    imported: list[Article] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.imported)} imported", f"{len(self.duplicates)} already present (skipped)"]
+        if self.errors:
+            parts.append(f"{len(self.errors)} could not be imported")
+        return ", ".join(parts) + "."
+
+
+class ArticleImportForm(forms.ModelForm):
+    """The fields an import may set, validated like the admin's."""
+
+    canonical_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+    image_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
+    class Meta:
+        model = Article
+        fields = [
+            "headline", "slug", "dek", "byline", "section", "tags", "canonical_url", "guid", "image_url",
+            "image_alt", "published_at", "key_facts", "body_html", "commentary_html", "bottom_line",
+        ]  # fmt: skip
+
+    def validate_unique(self):
+        """Duplicates are sorted out before validation (they are skipped, not errors)."""
+
+    def clean_key_facts(self):
+        facts = self.cleaned_data.get("key_facts") or []
+        if not isinstance(facts, list) or not all(isinstance(f, str | int | float) for f in facts):
+            raise forms.ValidationError("must be a list of short sentences")
+        return facts
+
+
+# --- reading sources -------------------------------------------------------------------------------------------
+
+
+def source_read(source: str) -> tuple[bytes, str]:
+    """The bytes of a file path or an http(s) URL, and a name for messages. Raises ImportSourceError."""
+    if source.startswith(("http://", "https://")):
+        request = urllib.request.Request(source, headers={"User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s) only
+                data = response.read(MAX_SOURCE_BYTES + 1)
+        except Exception as exc:  # URLError, HTTPError, timeouts: all mean "could not fetch"
+            raise ImportSourceError(f"Could not fetch {source}: {exc}") from exc
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImportSourceError(f"No such file: {source}")
+        data = path.read_bytes()[: MAX_SOURCE_BYTES + 1]
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ImportSourceError(f"{source} is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
+    return data, source
+
+
+def format_guess(name: str, data: bytes) -> str:
+    """json when the name or the first character says so, else rss (RSS and Atom are both XML)."""
+    if name.lower().endswith(".json") or data.lstrip()[:1] in (b"[", b"{"):
+        return "json"
+    return "rss"
+
+
+# --- mapping items to article fields ---------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _feed_entry_fields(entry) -> dict[str, Any]:
+    content = entry.get("content") or []
+    summary = entry.get("summary", "")
+    body = content[0].get("value", "") if content else summary
+    dek = html_to_text(summary)[:600] if content and summary else ""
+    published = entry.get("published_parsed") or entry.get("updated_parsed")
+    tags = [t.get("term", "") for t in entry.get("tags", []) if t.get("term")]
+    image = ""
+    for media in [*entry.get("media_content", []), *entry.get("media_thumbnail", [])]:
+        if media.get("url") and media.get("medium", "image") == "image":
+            image = media["url"]
+            break
+    if not image:
+        image = next(
+            (link.get("href", "") for link in entry.get("links", []) if link.get("type", "").startswith("image/")),
+            "",
+        )
+    return {
+        "headline": _text(entry.get("title")),
+        "dek": dek,
+        "byline": _text(entry.get("author")),
+        "section": tags[0] if tags else "",
+        "tags": ", ".join(tags),
+        "canonical_url": _text(entry.get("link")),
+        "guid": _text(entry.get("id")),
+        "image_url": image,
+        "published_at": datetime.fromtimestamp(calendar.timegm(published), tz=UTC) if published else None,
+        "body_html": body,
+    }
+
+
+def _json_item_fields(item: dict) -> dict[str, Any]:
+    tags = item.get("tags", "")
+    return {
+        "headline": _text(item.get("headline") or item.get("title")),
+        "dek": _text(item.get("dek") or item.get("summary")),
+        "byline": _text(item.get("byline") or item.get("author")),
+        "section": _text(item.get("section")),
+        "tags": ", ".join(map(str, tags)) if isinstance(tags, list) else _text(tags),
+        "canonical_url": _text(item.get("canonical_url") or item.get("url")),
+        "guid": _text(item.get("guid") or item.get("id")),
+        "image_url": _text(item.get("image_url")),
+        "image_alt": _text(item.get("image_alt")),
+        "published_at": item.get("published_at") or None,
+        "key_facts": item.get("key_facts", []),
+        "body_html": item.get("body_html") or "",
+        "body_markdown": _text(item.get("body_markdown")),
+        "commentary_html": item.get("commentary_html") or "",
+        "bottom_line": _text(item.get("bottom_line")),
+    }
+
+
+def _parse(data: bytes, fmt: str, name: str) -> list[tuple[str, dict[str, Any] | str]]:
+    """(label, fields) per item, or (label, error message) for an item that is not even the right shape."""
+    if fmt == "json":
+        try:
+            payload = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ImportSourceError(f"{name} is not valid JSON: {exc}") from exc
+        items = payload.get("articles") if isinstance(payload, dict) else payload
+        if not isinstance(items, list):
+            raise ImportSourceError(f'{name}: expected a list of articles or {{"articles": [...]}}')
+        return [
+            (f"item {n}", _json_item_fields(item) if isinstance(item, dict) else "is not an object")
+            for n, item in enumerate(items, start=1)
+        ]
+    feed = feedparser.parse(data)
+    if not feed.entries and (feed.bozo or not feed.get("version")):
+        reason = getattr(feed, "bozo_exception", None) or "no items found"
+        raise ImportSourceError(f"{name} is not an RSS or Atom feed: {reason}")
+    return [(f"item {n}", _feed_entry_fields(entry)) for n, entry in enumerate(feed.entries, start=1)]
+
+
+# --- the import ------------------------------------------------------------------------------------------------
+
+
+def _describe(label: str, fields: dict) -> str:
+    headline = fields.get("headline")
+    return f"{label} (“{headline[:60]}”)" if headline else label
+
+
+def _form_errors(form: forms.Form) -> str:
+    return "; ".join(
+        f"{name if name != '__all__' else 'item'}: {' '.join(errors)}" for name, errors in form.errors.items()
+    )
+
+
+def articles_import(data: bytes, fmt: str, *, name: str = "source") -> ImportReport:
+    """Import every good item of `data` (format "rss" or "json"); skip items whose canonical URL or guid is
+    already stored (or repeated in the source); report bad items. Safe to run twice: the second run only skips."""
+    if fmt not in FORMATS:
+        raise ImportSourceError(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    report = ImportReport()
+    parsed = _parse(data, fmt, name)
+    urls = {f.get("canonical_url") for _, f in parsed if isinstance(f, dict) and f.get("canonical_url")}
+    guids = {f.get("guid") for _, f in parsed if isinstance(f, dict) and f.get("guid")}
+    seen_urls = set(Article.objects.filter(canonical_url__in=urls).values_list("canonical_url", flat=True))
+    seen_guids = set(Article.objects.filter(guid__in=guids).values_list("guid", flat=True))
+
+    for label, fields in parsed:
+        if isinstance(fields, str):
+            report.errors.append(f"{label}: {fields}")
+            continue
+        where = _describe(label, fields)
+        url, guid = fields.get("canonical_url", ""), fields.get("guid", "")
+        if (url and url in seen_urls) or (guid and guid in seen_guids):
+            report.duplicates.append(where)
+            continue
+        if not fields.get("headline"):
+            report.errors.append(f"{where}: has no headline/title")
+            continue
+        markdown = fields.pop("body_markdown", "")
+        fields.setdefault("slug", slugify(fields["headline"])[:300] or "article")
+        if fields.get("published_at") is None:
+            fields["published_at"] = datetime.now(tz=UTC)
+        form = ArticleImportForm(data=fields)
+        if not form.is_valid():
+            report.errors.append(f"{where}: {_form_errors(form)}")
+            continue
+        article = article_sanitize(form.save(commit=False), body_markdown=markdown)
+        try:
+            with transaction.atomic():  # one bad row must not undo the good ones
+                article.save()
+        except IntegrityError as exc:  # a concurrent import stored the same URL/guid first
+            report.duplicates.append(f"{where} ({exc.__class__.__name__})")
+            continue
+        report.imported.append(article)
+        seen_urls.add(url)
+        seen_guids.add(guid)
+    return report
+
+
+def articles_import_from(source: str, fmt: str | None = None) -> ImportReport:
+    """Import from a file path or an http(s) URL; the format is guessed when not given."""
+    data, name = source_read(source)
+    return articles_import(data, fmt or format_guess(name, data), name=name)
