@@ -191,6 +191,12 @@ def _debug_excerpt(info: dict) -> str:
     return ""
 
 
+def issue_mjml(issue: Issue) -> str:
+    """The issue's MJML document as the templates fill it, before compiling. The test suite hands it to the
+    official `mjml` to validate it and compare that compiler's output with mrml's."""
+    return _render_template(f"email/{issue.newsletter.template or 'default'}/issue.mjml", issue_context(issue))
+
+
 def render_blocks(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], view_url: str) -> RenderedIssue:
     """Fill and compile the newsletter's layout for these article blocks (no cache)."""
     context = _context(issue, newsletter, blocks, view_url)

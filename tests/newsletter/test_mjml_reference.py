@@ -1,0 +1,163 @@
+"""The official MJML (npm `mjml` 5, installed in tests/mjml/ by `make test`) as the reference for what mrml
+compiles in production: our layout passes its strict validation, both reject a broken tag, and in headless
+Chromium the two compilers' HTML renders to the same pixels at 600 and 375 px."""
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from newsletter.mjml import MjmlError, compile_mjml
+from newsletter.models import IssueArticle
+from newsletter.placeholders import PersonalValues, substitute
+from newsletter.services.rendering import RenderError, issue_mjml, issue_render
+from tests.conftest import ROOT, require
+from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles
+from tests.newsletter.test_render_browser import IMAGE
+
+pytestmark = pytest.mark.django_db
+
+MJML_DIR = ROOT / "tests" / "mjml"
+# Screenshots of the two compilers' output may differ in at most this fraction of pixels (measured: 0).
+MAX_DIFFERENT_PIXELS = 0.001
+
+
+def official_mjml(source: str, validation: str = "strict") -> dict:
+    """{"html", "errors"} from the official compiler (tests/mjml/compile.js); html is empty when strict
+    validation rejects the document."""
+    node = shutil.which("node")
+    require(bool(node) and (MJML_DIR / "node_modules" / "mjml").is_dir(), "node + mjml (npm ci --prefix tests/mjml)")
+    result = subprocess.run(
+        [node, str(MJML_DIR / "compile.js"), "--validation", validation],
+        input=source.encode(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def newsroom_issue():
+    """Nine articles in the sample's shape, with the variations a real issue has: per-issue blurbs, an article
+    without an image, one without key facts or commentary, HTML lists and links in the body."""
+    issue = issue_with_articles(7)
+    extras = [
+        ArticleFactory(image_url="", image_alt=""),
+        ArticleFactory(
+            key_facts=[],
+            commentary_html="",
+            body_html='<p>Read <a href="https://harbourcity.example/report">the report</a>.</p><ul><li>one</li></ul>',
+        ),
+    ]
+    for position, article in enumerate(extras, start=7):
+        IssueArticle.objects.create(issue=issue, article=article, position=position)
+    issue.items.filter(position__in=[0, 3]).update(blurb="Our editor's pick.\nRead this one first.")
+    return issue
+
+
+def test_layout_passes_the_official_mjml_strict_validation(newsroom_issue):
+    source = issue_mjml(newsroom_issue)
+    result = official_mjml(source, "strict")
+    assert result["errors"] == []
+    assert result["html"].startswith("<!doctype html>")
+    # The MJML we validate is the one production compiles.
+    assert compile_mjml(source) == issue_render(newsroom_issue).html
+
+
+@pytest.fixture
+def broken_layout(settings, tmp_path):
+    """A copy of the default layout that a test may break."""
+    folder = tmp_path / "email" / "broken"
+    folder.mkdir(parents=True)
+    for f in (Path(settings.BASE_DIR) / "templates" / "email" / "default").iterdir():
+        (folder / f.name).write_text(f.read_text().replace("email/default/", "email/broken/"))
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
+    return folder
+
+
+MISSPELT = [
+    ("_header.mjml", "<mj-column>", "<mj-colum>", "mj-colum"),
+    ("_article.mjml", "<mj-divider ", "<mj-dividr ", "mj-dividr"),
+]
+
+
+@pytest.mark.parametrize(("partial", "good", "bad", "tag"), MISSPELT)
+def test_a_misspelt_tag_is_rejected_by_both_compilers_at_the_same_line(broken_layout, partial, good, bad, tag):
+    path = broken_layout / partial
+    path.write_text(path.read_text().replace(good, bad, 1).replace(good.replace("<", "</"), bad.replace("<", "</"), 1))
+    issue = issue_with_articles(2, newsletter__template="broken")
+
+    with pytest.raises(RenderError) as ours:
+        issue_render(issue)
+    reference = official_mjml(issue_mjml(issue), "strict")
+
+    assert reference["html"] == ""
+    # mjml lists every occurrence (the article partial is used twice); ours stops at the first, the same line.
+    assert {e["tagName"] for e in reference["errors"]} == {tag}
+    assert reference["errors"][0]["line"] == ours.value.line
+    assert f"<{tag}> is not an MJML element" in ours.value.message
+
+
+def test_an_unclosed_section_is_rejected_by_both_compilers(broken_layout):
+    article = broken_layout / "_article.mjml"
+    article.write_text(article.read_text().replace("</mj-section>", "", 1))
+    source = issue_mjml(issue_with_articles(2, newsletter__template="broken"))
+
+    with pytest.raises(MjmlError, match="<mj-section>"):
+        compile_mjml(source)
+    reference = official_mjml(source, "strict")
+    assert reference["html"] == ""
+    assert any("mj-section cannot be used inside mj-section" in e["message"] for e in reference["errors"])
+
+
+def screenshot(page, html: str, width: int) -> Image.Image:
+    page.route("https://harbourcity.example/**", lambda route: route.fulfill(body=IMAGE, content_type="image/png"))
+    page.set_viewport_size({"width": width, "height": 900})
+    page.set_content(html, wait_until="load")
+    return Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+
+
+def different_pixels(a: Image.Image, b: Image.Image) -> float:
+    """The fraction of pixels that differ; where one screenshot is taller, its extra rows all count."""
+    width, height = max(a.width, b.width), max(a.height, b.height)
+    canvas_a, canvas_b = Image.new("RGB", (width, height)), Image.new("RGB", (width, height), (255, 0, 255))
+    canvas_a.paste(a)
+    canvas_b.paste(b)
+    mask = ImageChops.difference(canvas_a, canvas_b).convert("L").point(lambda v: 255 if v else 0)
+    return mask.histogram()[255] / (width * height)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [600, 375])
+def test_mrml_and_the_official_mjml_render_the_same_pixels(
+    newsroom_issue, browser, width, screenshot_dir, record_property
+):
+    source = issue_mjml(newsroom_issue)
+    values = PersonalValues("https://n.example/u/t/", "https://n.example/p/t/", "Reader").for_html()
+    ours = substitute(compile_mjml(source), values)
+    reference = substitute(official_mjml(source, "strict")["html"], values)
+    assert ours != reference  # two compilers, two different documents...
+
+    shots = []
+    for name, html in (("mrml", ours), ("mjml", reference)):
+        context = browser.new_context()  # a fresh page each, so nothing carries over
+        try:
+            shots.append(screenshot(context.new_page(), html, width))
+        finally:
+            context.close()
+        shots[-1].save(screenshot_dir / f"reference-{name}-{width}.png")
+
+    fraction = different_pixels(*shots)
+    marked = shots[1].copy()
+    marked.paste((0, 0, 0), (0, 0, 10, 10))  # the measure does see a 10 x 10 px difference
+    assert different_pixels(shots[1], marked) == 100 / (marked.width * marked.height)
+    record_property(f"different_pixels_{width}", fraction)
+    print(f"{width}px: mrml {shots[0].size}, mjml {shots[1].size}, different pixels {fraction:.6%}")
+    assert shots[0].height > 5000  # ...and a real, long email, not a blank page
+    assert fraction <= MAX_DIFFERENT_PIXELS, f"{fraction:.4%} of pixels differ at {width}px"
