@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install migrate seed clean
+.PHONY: run test lint bench install migrate seed clean mjml-reference
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Masthead needs Python 3.11 or newer")'
@@ -36,7 +36,13 @@ run: seed
 	@echo ""
 	$(BIN)/honcho start -f Procfile
 
-test: $(STAMP)
+# The official mjml (npm) the test suite validates and compares mrml's output with; without npm those tests skip.
+mjml-reference:
+	@if ! command -v npm >/dev/null 2>&1; then echo "npm not found: the tests against the official mjml will skip"; \
+	elif [ ! tests/mjml/node_modules/.package-lock.json -nt tests/mjml/package-lock.json ]; then \
+		npm ci --prefix tests/mjml --no-audit --no-fund --loglevel=error; fi
+
+test: $(STAMP) mjml-reference
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
