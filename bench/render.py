@@ -1,21 +1,30 @@
 """Render benchmark: compile a 10-article issue (Django templates + mrml), and personalise it per recipient.
 
-    python -m bench render [--runs 50] [--articles 10] [--recipients 20000]
+    python -m bench render [--runs 50] [--articles 10] [--recipients 20000] [--cli-runs 5]
     python -m bench.render ...          (same, without the dispatcher)
 
 Needs no database: the issue is built from unsaved objects and rendered by the same code path
 (rendering.render_blocks) that issue_render uses after its one query. Personalisation is measured as the sender
 does it per recipient: PersonalValues escaping + placeholders.substitute on the HTML and the text part, and
 separately with the signed unsubscribe/preferences links built too (subscribers.links).
+
+For comparison, when node and the official mjml are installed (`make mjml-reference`), the same MJML compiled by
+the official `mjml`: in one long-running node process (tests/mjml/compile.js --repeat), and per `mjml` CLI call.
 """
 
 import argparse
+import json
 import os
 import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
+
+MJML_DIR = Path(__file__).resolve().parent.parent / "tests" / "mjml"
 
 BODY_PARAGRAPH = (
     "On Friday the council's transport committee met to review the plan, and officials set out the timetable "
@@ -77,11 +86,29 @@ def _time(fn, runs: int) -> list[float]:
     return samples
 
 
+def _official_mjml(source: str, runs: int, cli_runs: int) -> tuple[float, float] | None:
+    """Mean ms per compile by the official mjml in one node process, and per CLI call; None without node/mjml."""
+    node, cli = shutil.which("node"), MJML_DIR / "node_modules" / ".bin" / "mjml"
+    if not node or not cli.exists():
+        return None
+    run = subprocess.run(
+        [node, str(MJML_DIR / "compile.js"), "--repeat", str(runs)],
+        input=source.encode(), capture_output=True, check=True,
+    )  # fmt: skip
+    in_process = json.loads(run.stdout)["ms"]
+    calls = _time(
+        lambda: subprocess.run([str(cli), "-i", "-s"], input=source.encode(), capture_output=True, check=True),
+        cli_runs,
+    )
+    return in_process, statistics.mean(calls) * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench render", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="compiles to average over (default 50)")
     parser.add_argument("--articles", type=int, default=10, help="articles in the issue (default 10)")
     parser.add_argument("--recipients", type=int, default=20000, help="personalisations to time (default 20000)")
+    parser.add_argument("--cli-runs", type=int, default=5, help="official mjml CLI calls to time (default 5)")
     args = parser.parse_args(argv)
     _setup_django()
 
@@ -141,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"compile (templates + sanitise + text + mrml): mean {ms(full):.2f} ms, "
           f"median {statistics.median(full) * 1000:.2f} ms over {args.runs} runs")  # fmt: skip
     print(f"  of which mrml alone: mean {ms(mrml_only):.2f} ms")
+    official = _official_mjml(mjml_source, args.runs, args.cli_runs)
+    if official:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"  official mjml 5 (node {node}): {official[0]:.2f} ms per compile in a long-running process, "
+              f"{official[1]:.0f} ms per CLI call (mean of {args.cli_runs})")  # fmt: skip
+    else:
+        print("  official mjml: not installed (make mjml-reference), not measured")
     print(f"personalise per recipient (escape + substitute, HTML and text): {per_recipient * 1e6:.1f} µs "
           f"over {len(values)} recipients")  # fmt: skip
     print(f"  for comparison, render pre-split at its markers, join per recipient: {per_recipient_split * 1e6:.1f} µs")
