@@ -205,6 +205,8 @@ MASTHEAD = {
     "RATE_PER_DOMAIN_PER_MINUTE": env.int("RATE_PER_DOMAIN_PER_MINUTE", default=0),
     "COMPLAINT_PAUSE_RATE": env.float("COMPLAINT_PAUSE_RATE", default=0.001),
     "SOFT_BOUNCE_LIMIT": env.int("SOFT_BOUNCE_LIMIT", default=3),
+    # Article import by URL refuses loopback/private/link-local addresses (SSRF); true only for a closed network.
+    "IMPORT_ALLOW_PRIVATE_URLS": env.bool("IMPORT_ALLOW_PRIVATE_URLS", default=False),
 }
 
 # --- Security ----------------------------------------------------------------------------------
