@@ -6,7 +6,13 @@ imported article is stored exactly as clean as a typed one.
 """
 
 import calendar
+import http.client
+import ipaddress
 import json
+import re
+import socket
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +21,7 @@ from typing import Any
 
 import feedparser
 from django import forms
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
@@ -68,18 +75,152 @@ class ArticleImportForm(forms.ModelForm):
         return facts
 
 
+# --- fetching URLs without becoming a proxy into the private network (SSRF) -----------------------------------
+
+URL_SCHEMES = ("http", "https")
+_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+class UnsafeAddressError(OSError):
+    """A connection would reach an address the importer must not fetch from. An OSError, so that urllib reports
+    it from inside a connection like any other connection failure."""
+
+
+def _private_urls_allowed() -> bool:
+    return bool(settings.MASTHEAD.get("IMPORT_ALLOW_PRIVATE_URLS", False))
+
+
+def address_refusal(address: str) -> tuple[str, str] | None:
+    """(the address, what kind of address it is) when the importer must not connect to it; None when public."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    for kind, test in (
+        ("a loopback", ip.is_loopback),
+        ("an unspecified", ip.is_unspecified),
+        ("a link-local", ip.is_link_local),  # includes 169.254.169.254, the cloud metadata service
+        ("a multicast", ip.is_multicast),
+        ("a reserved", ip.is_reserved),
+        ("a private", ip.is_private),
+        ("a non-public", not ip.is_global),  # e.g. 100.64.0.0/10, carrier-grade NAT
+    ):
+        if test:
+            return str(ip), f"{kind} address"
+    return None
+
+
+def _refusal_text(host: str, verb: str, refusal: tuple[str, str]) -> str:
+    ip, kind = refusal
+    return f"{ip} is {kind}" if host.strip("[]") == ip else f"{host} {verb} {ip}, {kind}"
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address the host resolves to (a host may have several; the connection may use any of them)."""
+    return [info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
+
+
+def url_check(url: str) -> None:
+    """Refuse a URL the server must not fetch on an editor's behalf: a scheme other than http(s), or a host any of
+    whose addresses is loopback, private, link-local, multicast or reserved (unless
+    MASTHEAD["IMPORT_ALLOW_PRIVATE_URLS"]). Raises ImportSourceError saying which and why.
+
+    This check gives the editor a clear message before anything is fetched; the connection itself checks the
+    address it actually reached as well (see _GuardedConnection), so DNS answering differently the second time
+    (rebinding) does not get past it."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in URL_SCHEMES:
+        raise ImportSourceError(f"Cannot import from {url}: only http:// and https:// URLs can be fetched.")
+    if not parts.hostname:
+        raise ImportSourceError(f"Cannot import from {url}: the URL has no host name.")
+    if _private_urls_allowed():
+        return
+    try:
+        addresses = _resolve(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80))
+    except (OSError, ValueError) as exc:  # unknown host, or a port out of range
+        raise ImportSourceError(f"Could not fetch {url}: cannot resolve {parts.hostname!r} ({exc})") from exc
+    for address in addresses:
+        refusal = address_refusal(address)
+        if refusal:
+            raise ImportSourceError(
+                f"Refusing to import from {url}: {_refusal_text(parts.hostname, 'resolves to', refusal)}. Only "
+                "feeds on the public internet can be imported by URL; download the file and upload it instead."
+            )
+
+
+class _GuardedConnection(http.client.HTTPConnection):
+    """Checks the address the socket actually connected to, before a byte of the request (or TLS) is sent."""
+
+    def connect(self) -> None:
+        super().connect()
+        if _private_urls_allowed():
+            return
+        refusal = address_refusal(self.sock.getpeername()[0])
+        if refusal:
+            self.sock.close()
+            raise UnsafeAddressError(_refusal_text(self.host, "connected to", refusal))
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection, _GuardedConnection):
+    """HTTPSConnection.connect calls super().connect(), which is _GuardedConnection's: checked before TLS."""
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_GuardedConnection, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_GuardedHTTPSConnection, req, context=self._context)
+
+
+class _CheckedRedirectHandler(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        url_check(newurl)  # a public feed redirecting to an internal address is refused with the same message
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """http(s) only (no file:, ftp: or data: handlers, so a redirect cannot reach them) and no proxy: the guard must
+    see the address it connects to."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        _GuardedHTTPHandler(),
+        _GuardedHTTPSHandler(),
+        _CheckedRedirectHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def url_read(url: str) -> bytes:
+    """The body of an http(s) URL (at most MAX_SOURCE_BYTES + 1 bytes), fetched through the SSRF guard. Raises
+    ImportSourceError."""
+    url_check(url)
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with _opener().open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
+            return response.read(MAX_SOURCE_BYTES + 1)
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, UnsafeAddressError):
+            raise ImportSourceError(
+                f"Refusing to import from {url}: {exc.reason}. Only feeds on the public internet can be imported "
+                "by URL."
+            ) from exc
+        raise ImportSourceError(f"Could not fetch {url}: {exc}") from exc
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # timeouts, resets, malformed responses
+        raise ImportSourceError(f"Could not fetch {url}: {exc}") from exc
+
+
 # --- reading sources -------------------------------------------------------------------------------------------
 
 
 def source_read(source: str) -> tuple[bytes, str]:
     """The bytes of a file path or an http(s) URL, and a name for messages. Raises ImportSourceError."""
-    if source.startswith(("http://", "https://")):
-        request = urllib.request.Request(source, headers={"User-Agent": USER_AGENT})
-        try:
-            with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s) only
-                data = response.read(MAX_SOURCE_BYTES + 1)
-        except Exception as exc:  # URLError, HTTPError, timeouts: all mean "could not fetch"
-            raise ImportSourceError(f"Could not fetch {source}: {exc}") from exc
+    if _SCHEME_RE.match(source):  # any URL, so that ftp:// or file:// is refused by name, not "no such file"
+        data = url_read(source)
     else:
         path = Path(source)
         if not path.is_file():

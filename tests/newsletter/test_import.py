@@ -13,7 +13,14 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from newsletter.models import Article
-from newsletter.services.importing import ImportSourceError, articles_import, articles_import_from
+from newsletter.services import importing
+from newsletter.services.importing import (
+    ImportSourceError,
+    articles_import,
+    articles_import_from,
+    source_read,
+    url_check,
+)
 from tests.newsletter.compose_factories import ArticleFactory, user_with_perms
 
 pytestmark = pytest.mark.django_db
@@ -96,20 +103,123 @@ def test_unreadable_sources_say_why():
         articles_import(b'{"items": 3}', "json", name="odd.json")
 
 
-def test_import_from_a_url_over_http():
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA))
-    handler.log_message = lambda *args: None
+class FeedHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves tests/newsletter/data; /redirect?to=URL answers 302 to URL. Records every path requested."""
+
+    requested: list[str]
+
+    def do_GET(self):
+        self.requested.append(self.path)
+        if self.path.startswith("/redirect?to="):
+            self.send_response(302)
+            self.send_header("Location", self.path.split("=", 1)[1])
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def feed_server():
+    """A real HTTP server on loopback serving the test feeds; yields its base URL and the paths it was asked for."""
+    requested: list[str] = []
+    handler = partial(type("Handler", (FeedHandler,), {"requested": requested}), directory=str(DATA))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    try:
-        report = articles_import_from(f"http://127.0.0.1:{server.server_port}/feed.atom")
-        assert [a.headline for a in report.imported] == ["Bridge inspection finds no faults"]
-        with pytest.raises(ImportSourceError, match="Could not fetch .*404"):
-            articles_import_from(f"http://127.0.0.1:{server.server_port}/missing.rss")
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield f"http://127.0.0.1:{server.server_port}", requested
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def allow_private_urls(settings):
+    settings.MASTHEAD = {**settings.MASTHEAD, "IMPORT_ALLOW_PRIVATE_URLS": True}
+
+
+def test_import_from_a_url_over_http(feed_server, allow_private_urls):
+    base, _ = feed_server
+    report = articles_import_from(f"{base}/feed.atom")
+    assert [a.headline for a in report.imported] == ["Bridge inspection finds no faults"]
+    with pytest.raises(ImportSourceError, match="Could not fetch .*404"):
+        articles_import_from(f"{base}/missing.rss")
+
+
+def test_a_loopback_url_is_refused_by_default_and_never_fetched(feed_server):
+    base, requested = feed_server
+    with pytest.raises(ImportSourceError) as info:
+        articles_import_from(f"{base}/feed.atom")
+    assert str(info.value) == (
+        f"Refusing to import from {base}/feed.atom: 127.0.0.1 is a loopback address. Only "
+        "feeds on the public internet can be imported by URL; download the file and upload it instead."
+    )
+    assert requested == [] and Article.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://localhost:8000/feed.rss", "localhost resolves to 127.0.0.1, a loopback address"),
+        ("http://10.1.2.3/feed.rss", "10.1.2.3 is a private address"),
+        ("https://192.168.0.10/feed.rss", "192.168.0.10 is a private address"),
+        ("http://172.16.5.4:8080/feed.rss", "172.16.5.4 is a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://[::1]/feed.rss", "::1 is a loopback address"),
+        ("http://[fe80::1]/feed.rss", "fe80::1 is a link-local address"),
+        ("http://[fd00::7]/feed.rss", "fd00::7 is a private address"),
+        ("http://[::ffff:127.0.0.1]/feed.rss", "::ffff:127.0.0.1 resolves to 127.0.0.1, a loopback address"),
+        ("http://0.0.0.0/feed.rss", "0.0.0.0 is an unspecified address"),
+        ("http://224.0.0.1/feed.rss", "224.0.0.1 is a multicast address"),
+        ("http://240.0.0.1/feed.rss", "240.0.0.1 is a reserved address"),
+        ("http://100.64.0.1/feed.rss", "100.64.0.1 is a non-public address"),
+        # 127.0.0.1 written as one number
+        ("http://2130706433/feed.rss", "2130706433 resolves to 127.0.0.1, a loopback address"),
+    ],
+)
+def test_internal_addresses_are_refused_with_the_reason(url, reason):
+    with pytest.raises(ImportSourceError, match="^Refusing to import from") as info:
+        url_check(url)
+    assert reason in str(info.value)
+
+
+def test_public_addresses_pass_the_check():
+    for url in ("http://93.184.215.14/feed.rss", "https://[2606:4700:4700::1111]:8443/feed.rss"):
+        url_check(url)  # IP literals: resolved without DNS
+
+
+def test_only_http_and_https_urls_are_fetched(allow_private_urls):
+    for url in ("ftp://harbourcity.example/feed.rss", "file:///etc/passwd", "gopher://127.0.0.1:70/"):
+        with pytest.raises(ImportSourceError, match="only http:// and https:// URLs can be fetched"):
+            source_read(url)
+
+
+def test_a_redirect_to_another_scheme_is_refused(feed_server, allow_private_urls):
+    base, requested = feed_server
+    with pytest.raises(ImportSourceError, match="ftp://127.0.0.1/feed.rss: only http:// and https://"):
+        articles_import_from(f"{base}/redirect?to=ftp://127.0.0.1/feed.rss")
+    assert requested == ["/redirect?to=ftp://127.0.0.1/feed.rss"]
+
+
+def test_the_connection_checks_the_address_it_reached(feed_server, monkeypatch):
+    """DNS rebinding: the name resolved to a public address when checked, then to loopback when connecting. The
+    connection refuses it before sending the request."""
+    base, requested = feed_server
+    monkeypatch.setattr(importing, "_resolve", lambda host, port: ["93.184.215.14"])
+    url = base.replace("127.0.0.1", "localhost") + "/feed.atom"
+    with pytest.raises(ImportSourceError, match=r": localhost connected to (127\.0\.0\.1|::1), a loopback address"):
+        articles_import_from(url)
+    assert requested == []
+
+
+def test_admin_import_shows_the_refusal_to_the_editor(client, feed_server):
+    base, requested = feed_server
+    client.force_login(user_with_perms("editor", "add_article", "view_article"))
+    response = client.post(reverse("admin:newsletter_article_import"), {"url": f"{base}/feed.atom", "format": ""})
+    assert response.status_code == 200
+    assert "127.0.0.1 is a loopback address. Only feeds on the public internet" in response.content.decode()
+    assert requested == [] and Article.objects.count() == 0
 
 
 def test_management_command_imports_and_exits_nonzero_on_bad_items(capsys):
