@@ -4,6 +4,7 @@ from . import feeds, views
 
 app_name = "newsletter"
 urlpatterns = [
+    path("", views.home, name="home"),
     path("archive/<slug:newsletter>/", views.archive, name="archive"),
     path("archive/<slug:newsletter>/feed/", feeds.IssuesRssFeed(), name="feed"),
     path("archive/<slug:newsletter>/atom/", feeds.IssuesAtomFeed(), name="atom"),

@@ -1,10 +1,16 @@
-"""The public archive: a newsletter's sent issues and each issue's web version ("view in browser")."""
+"""Public pages: the home page's list of newsletters, a newsletter's archive of sent issues, and each issue's web
+version ("view in browser")."""
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from .models import Issue, Newsletter
 from .services.archive import archive_html, archive_issues
+
+
+def home(request):
+    """Every newsletter with its description, a link to its signup page and, when public, to its archive."""
+    return render(request, "site/home.html", {"newsletters": Newsletter.objects.order_by("name")})
 
 
 def archive(request, newsletter: str):
