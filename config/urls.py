@@ -10,7 +10,6 @@ admin.site.index_title = "Newsroom"
 _policy = {"version": settings.MASTHEAD["POLICY_VERSION"]}
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="site/home.html"), name="home"),
     path("privacy/", TemplateView.as_view(template_name="site/privacy.html", extra_context=_policy), name="privacy"),
     path("terms/", TemplateView.as_view(template_name="site/terms.html", extra_context=_policy), name="terms"),
     path("admin/", admin.site.urls),
