@@ -45,7 +45,9 @@ def test_state_changing_views_need_the_send_permission(client, action):
 
 
 @pytest.mark.django_db
-def test_confirmation_page_shows_the_recipient_count_and_send_now_starts_the_send(client, django_capture_on_commit_callbacks):
+def test_confirmation_page_shows_the_recipient_count_and_send_now_starts_the_send(
+    client, django_capture_on_commit_callbacks
+):
     issue = make_issue()
     make_subscribers(issue.newsletter, 7)
     client.force_login(editor(send=True))
