@@ -55,6 +55,7 @@ class SmtpTransport:
     def __init__(self) -> None:
         self.smtp: smtplib.SMTP | None = None
         self.options: list[str] = []
+        self.pipelining = False
 
     def open(self) -> None:
         host, port, timeout = settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT
@@ -74,24 +75,60 @@ class SmtpTransport:
             raise TransportError(f"SMTP {host}:{port}: {exc}") from exc
         self.smtp = smtp
         self.options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
+        self.pipelining = smtp.has_extn("pipelining")
 
     def send(self, skeleton: Skeleton, recipient: Recipient, message: Personalised, data: bytes) -> Outcome:
         if self.smtp is None:
             self.open()
         try:
-            self.smtp.sendmail(skeleton.mail_from, [recipient.email], data, self.options)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(recipient.email, (550, b"refused"))
-            return classify(code, text)
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-            outcome = classify(exc.smtp_code, exc.smtp_error)
-            # A refused sender or content is not the recipient's address being bad.
-            return Outcome(outcome.status, outcome.code, outcome.text)
+            return self._transaction(skeleton.mail_from, recipient.email, data)
         except smtplib.SMTPResponseException as exc:
             return classify(exc.smtp_code, exc.smtp_error)
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             return Outcome(DEFERRED, "", f"connection: {exc}", connection_lost=True)
+
+    def _transaction(self, mail_from: str, rcpt: str, data: bytes) -> Outcome:
+        """One SMTP transaction for prebuilt bytes. smtplib's sendmail() would run a regex over the whole message
+        to dot-stuff it (most of its cost for 37 KB); bytes.replace does the same in a tenth of the time.
+        With PIPELINING (RFC 2920) MAIL, RCPT and DATA go in one write: two round trips per message, not four."""
+        smtp = self.smtp
+        # Dot-stuffing (RFC 5321 4.5.2) by bytes.replace: the message is CRLF throughout (messages.py builds it).
+        data = data.replace(b"\r\n.", b"\r\n..")
+        if data.startswith(b"."):
+            data = b"." + data
+        options = b" " + b" ".join(o.encode() for o in self.options) if self.options else b""
+        envelope = [b"MAIL FROM:<%s>%s\r\n" % (mail_from.encode(), options), b"RCPT TO:<%s>\r\n" % rcpt.encode()]
+        if self.pipelining:
+            smtp.send(b"".join(envelope) + b"DATA\r\n")
+            replies = [smtp.getreply(), smtp.getreply(), smtp.getreply()]
+        else:
+            replies = []
+            for command in (*envelope, b"DATA\r\n"):
+                smtp.send(command)
+                replies.append(smtp.getreply())
+                if replies[-1][0] not in (250, 251, 354):
+                    break
+        mail, rcpt_reply, data_reply = (replies + [(503, b"not sent")] * 3)[:3]
+        if data_reply[0] == 354 and (mail[0] != 250 or rcpt_reply[0] not in (250, 251)):
+            smtp.send(b".\r\n")  # a server that accepted DATA anyway gets an empty message it will reject
+            smtp.getreply()
+        if mail[0] != 250:
+            smtp.rset()
+            outcome = classify(*mail)
+            return Outcome(outcome.status, outcome.code, outcome.text)  # the sender refused: not the address
+        if rcpt_reply[0] not in (250, 251):
+            smtp.rset()
+            return classify(*rcpt_reply)
+        if data_reply[0] != 354:
+            smtp.rset()
+            outcome = classify(*data_reply)
+            return Outcome(outcome.status, outcome.code, outcome.text)
+        smtp.send(data + b".\r\n" if data.endswith(b"\r\n") else data + b"\r\n.\r\n")
+        code, text = smtp.getreply()
+        if code != 250:
+            outcome = classify(code, text)
+            return Outcome(outcome.status, outcome.code, outcome.text)  # content refused, not the address
         return Outcome(SENT)
 
     def close(self) -> None:
