@@ -191,10 +191,32 @@ class Delivery(models.Model):
     class Meta:
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["issue", "subscriber"], name="delivery_once_per_subscriber")]
-        indexes = [models.Index(fields=["issue", "status"], name="delivery_issue_status")]
+        indexes = [
+            models.Index(fields=["issue", "status"], name="delivery_issue_status"),
+            # Claims walk pending rows by id (keyset); a partial index keeps that walk off the sent rows.
+            models.Index(fields=["issue", "id"], condition=Q(status="pending"), name="delivery_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.issue_id}/{self.subscriber_id}: {self.status}"
+
+
+class SendRun(models.Model):
+    """Bookkeeping of one issue's send, beside the issue so the compose side never has to care.
+
+    `materialised_at` says every recipient has its Delivery row (until then the send cannot finish);
+    `batch_started_at` is the last time any worker claimed a batch: recovery restarts a send whose batches stopped
+    (a Redis flush, every worker killed) by comparing it with the lease length.
+    """
+
+    issue = models.OneToOneField(Issue, on_delete=models.CASCADE, primary_key=True, related_name="send_run")
+    materialised_at = models.DateTimeField(null=True, blank=True)
+    batch_started_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    resends = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"send of issue {self.issue_id}"
 
 
 class WorkerHeartbeat(models.Model):

@@ -200,6 +200,11 @@ MASTHEAD = {
     "SEND_BATCH_SIZE": env.int("SEND_BATCH_SIZE", default=200),
     "SEND_LEASE_SECONDS": env.int("SEND_LEASE_SECONDS", default=120),
     "SEND_MAX_ATTEMPTS": env.int("SEND_MAX_ATTEMPTS", default=6),
+    # Deferred (4xx) retries wait base * 2^(attempt-1) seconds, ±25 % jitter, at most SEND_RETRY_MAX_SECONDS.
+    "SEND_RETRY_BASE_SECONDS": env.float("SEND_RETRY_BASE_SECONDS", default=60),
+    "SEND_RETRY_MAX_SECONDS": env.float("SEND_RETRY_MAX_SECONDS", default=3600),
+    # Batch chains per issue running at once: at least the number of worker processes on the bulk queue.
+    "SEND_CHAINS": env.int("SEND_CHAINS", default=4),
     "RATE_PER_SECOND": env.float("RATE_PER_SECOND", default=0),  # 0: unlimited
     "RATE_PER_HOUR": env.int("RATE_PER_HOUR", default=0),
     "RATE_PER_DOMAIN_PER_MINUTE": env.int("RATE_PER_DOMAIN_PER_MINUTE", default=0),
