@@ -87,7 +87,8 @@ def subscriber_erase(subscriber: Subscriber, source: str = ConsentEvent.Source.L
 
     from .unsubscribe import deliveries_skip_for
 
-    deliveries_skip_for(subscriber)  # an issue being sent stops for them now (before the subscriber lock)
+    # An issue being sent stops for them now (before the subscriber lock: the sender's lock order).
+    deliveries_skip_for(subscriber, reason="erased")
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
     digest = email_hash(subscriber.email)
     Suppression.objects.get_or_create(email_hash=digest, defaults={"reason": Suppression.Reason.ERASED})

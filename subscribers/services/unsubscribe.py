@@ -13,7 +13,9 @@ from .ledger import NO_REQUEST, RequestMeta, consent_record
 IN_PROGRESS = ("scheduled", "sending", "paused", "failed")
 
 
-def deliveries_skip_for(subscriber: Subscriber, newsletter_ids: Iterable[int] | None = None) -> int:
+def deliveries_skip_for(
+    subscriber: Subscriber, newsletter_ids: Iterable[int] | None = None, reason: str = "unsubscribed"
+) -> int:
     """Mark the subscriber's not-yet-claimed Delivery rows of in-progress issues skipped, so a send underway stops
     for them at once. Rows already claimed ("sending") are in flight and cannot be recalled; the claim itself
     re-checks statuses, so rows materialised after this commit are skipped by the sender. Returns rows changed."""
@@ -26,7 +28,7 @@ def deliveries_skip_for(subscriber: Subscriber, newsletter_ids: Iterable[int] | 
     )
     if newsletter_ids is not None:
         rows = rows.filter(issue__newsletter_id__in=list(newsletter_ids))
-    return rows.update(status=Delivery.Status.SKIPPED, error_code="unsubscribed", updated_at=timezone.now())
+    return rows.update(status=Delivery.Status.SKIPPED, error_code=reason[:16], updated_at=timezone.now())
 
 
 def subscriptions_end(subscriber: Subscriber, newsletter_ids: Iterable[int] | None = None) -> list[int]:
