@@ -1,9 +1,10 @@
 """Public pages. The /u/, /u/…/one-click/, /preferences/ and /confirm/ paths are fixed by subscribers/links.py,
 which builds them without reverse() for speed: keep the two in step."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
+from .webhooks import tracking_urlpatterns
 
 app_name = "subscribers"
 urlpatterns = [
@@ -17,4 +18,5 @@ urlpatterns = [
     path("privacy/export-request/<str:token>/", views.export_request, name="export_request"),
     path("privacy/export/<str:token>/", views.export_download, name="export_download"),
     path("privacy/erase/<str:token>/", views.erase, name="erase"),
+    path("webhooks/anymail/", include((tracking_urlpatterns(), "anymail"))),
 ]
