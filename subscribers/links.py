@@ -19,5 +19,11 @@ def preferences_url(subscriber_token) -> str:
     return f"{settings.SITE_URL}/preferences/{make_token(Purpose.PREFERENCES, subscriber_token)}/"
 
 
-def confirm_url(subscriber_token) -> str:
-    return f"{settings.SITE_URL}/confirm/{make_token(Purpose.CONFIRM, subscriber_token)}/"
+def confirm_url(subscriber_token, newsletter_slug: str = "") -> str:
+    """The page with the Confirm button. With a slug, confirming also (re)subscribes to that newsletter."""
+    return f"{settings.SITE_URL}/confirm/{make_token(Purpose.CONFIRM, subscriber_token, newsletter_slug)}/"
+
+
+def export_url(subscriber_token) -> str:
+    """Downloads the person's data as JSON; expires (tokens.MAX_AGE[EXPORT])."""
+    return f"{settings.SITE_URL}/privacy/export/{make_token(Purpose.EXPORT, subscriber_token)}/"

@@ -135,3 +135,42 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email_hash[:12]}… ({self.get_reason_display()})"
+
+
+class MailEvent(models.Model):
+    """A bounce, complaint or ESP-side unsubscribe reported by an ESP's tracking webhook, recorded before it is
+    acted on. The row makes webhook retries harmless (unique per ESP event id), lets a task take an id, counts
+    soft bounces, and gives each issue its complaint rate. Erasure blanks `recipient` and `description`."""
+
+    class Kind(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+        SOFT_BOUNCE = "soft_bounce", _("Soft bounce")
+        COMPLAINT = "complaint", _("Spam complaint")
+        UNSUBSCRIBE = "unsubscribe", _("Unsubscribed at the ESP")
+
+    esp = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=255, blank=True)
+    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    recipient = models.EmailField(max_length=254, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    description = models.CharField(max_length=300, blank=True)
+    issue = models.ForeignKey(
+        "newsletter.Issue", null=True, blank=True, on_delete=models.SET_NULL, related_name="mail_events"
+    )
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="mail_events"
+    )
+    processed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["esp", "event_id"], condition=~models.Q(event_id=""), name="mail_event_once_per_esp_id"
+            )
+        ]
+        indexes = [models.Index(fields=["issue", "kind"], name="mail_event_issue_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} via {self.esp}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from django.conf import settings
 from django.core import signing
 
 
@@ -28,6 +29,15 @@ MAX_AGE: dict[Purpose, timedelta | None] = {
     Purpose.EXPORT: timedelta(days=2),
     Purpose.ERASE: timedelta(days=2),
 }
+
+
+def purpose_max_age(purpose: Purpose) -> timedelta | None:
+    """The purpose's expiry; the operator sets the confirmation one (MASTHEAD['CONFIRMATION_MAX_AGE_DAYS'])."""
+    if purpose == Purpose.CONFIRM:
+        days = getattr(settings, "MASTHEAD", {}).get("CONFIRMATION_MAX_AGE_DAYS")
+        if days:
+            return timedelta(days=days)
+    return MAX_AGE[purpose]
 
 
 class BadToken(Exception):
@@ -56,7 +66,7 @@ def make_token(purpose: Purpose, subscriber_token, newsletter: str = "") -> str:
 def read_token(purpose: Purpose, token: str, max_age: timedelta | None = ...) -> TokenData:
     """Return the token's contents or raise BadToken. `max_age` defaults to the purpose's own."""
     if max_age is ...:
-        max_age = MAX_AGE[purpose]
+        max_age = purpose_max_age(purpose)
     try:
         payload = signing.loads(token, salt=_salt(purpose), max_age=max_age)
     except signing.SignatureExpired as exc:

@@ -1,0 +1,122 @@
+"""Signup: record consent, create or refresh the pending subscriber, and send (at most once per interval) the
+double opt-in email. Whatever happens, the caller shows the same page: the response never tells whether an
+address is known (no enumeration), and the address's owner is the only one who hears about it, by email.
+
+Erased people: erasure leaves a keyed hash with reason "erased" on the suppression list, which keeps imports and
+operators from re-adding them, but the person may sign up again themselves. Their signup proceeds like a new one;
+the "erased" entry is removed only when they confirm from their mailbox (confirmation.subscriber_confirm), so a
+third party typing the address in cannot lift it. Every other suppression reason (bounce, complaint, operator)
+refuses the signup silently.
+"""
+
+from datetime import timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
+
+from .addresses import address_normalise, name_clean, subscribers_by_address
+from .ledger import RequestMeta, consent_record
+
+
+class SignupOutcome(StrEnum):
+    CONFIRMATION_SENT = "confirmation_sent"  # an email asking to confirm is on its way
+    REMINDER_SENT = "reminder_sent"  # already subscribed: an email saying so (with the preferences link)
+    THROTTLED = "throttled"  # an email went out less than CONFIRMATION_RESEND_INTERVAL_MINUTES ago
+    REFUSED = "refused"  # suppressed (bounce, complaint, operator): nothing is sent
+
+
+def resend_interval() -> timedelta:
+    return timedelta(minutes=settings.MASTHEAD.get("CONFIRMATION_RESEND_INTERVAL_MINUTES", 15))
+
+
+def _lock_or_create(email: str, name: str, source: str) -> tuple[Subscriber, bool]:
+    existing = subscribers_by_address(Subscriber.objects.select_for_update(), email).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():  # savepoint: a concurrent signup for the same address may win the index
+            return Subscriber.objects.create(email=email, name=name, source=source), True
+    except IntegrityError:
+        return subscribers_by_address(Subscriber.objects.select_for_update(), email).get(), False
+
+
+def _claim_email_slot(subscriber: Subscriber) -> bool:
+    """Take the right to send one email now; False while the previous one is younger than the resend interval.
+    The caller holds the subscriber's row lock, so two concurrent signups cannot both win."""
+    now = timezone.now()
+    if subscriber.confirmation_sent_at and subscriber.confirmation_sent_at > now - resend_interval():
+        return False
+    subscriber.confirmation_sent_at = now
+    return True
+
+
+@transaction.atomic
+def subscriber_signup(
+    email: str,
+    name: str,
+    newsletter,
+    consent_text: str,
+    policy_version: str,
+    source: str,
+    ip: str = "",
+    user_agent: str = "",
+) -> SignupOutcome:
+    """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
+
+    New, pending and unsubscribed people become pending with an active subscription (not mailable until they
+    confirm). An active subscriber is never changed by an anonymous form: asking for another newsletter sends a
+    confirmation link for it, asking for one they already get sends a short reminder. Emails go out after commit
+    through Celery, at most one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES. Raises InvalidAddress for a
+    malformed address (forms validate first, so a view never sees it).
+    """
+    from subscribers.tasks import confirmation_send_task
+
+    email = address_normalise(email)
+    name = name_clean(name)
+    suppression = Suppression.objects.filter(email_hash=email_hash(email)).first()
+    if suppression and suppression.reason != Suppression.Reason.ERASED:
+        return SignupOutcome.REFUSED
+
+    subscriber, created = _lock_or_create(email, name, source)
+    if subscriber.status == Subscriber.Status.SUPPRESSED:
+        return SignupOutcome.REFUSED
+
+    subscription = Subscription.objects.filter(subscriber=subscriber, newsletter=newsletter).first()
+    already_subscribed = subscription is not None and subscription.status == Subscription.Status.ACTIVE
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        # Only the mailbox owner may change an active subscription: the confirmation link adds the newsletter.
+        changed = not already_subscribed
+        outcome = SignupOutcome.REMINDER_SENT if already_subscribed else SignupOutcome.CONFIRMATION_SENT
+    else:
+        changed = created or not already_subscribed or subscriber.status == Subscriber.Status.UNSUBSCRIBED
+        if not created and name:
+            subscriber.name = name
+        subscriber.status = Subscriber.Status.PENDING
+        if subscription is None:
+            Subscription.objects.create(subscriber=subscriber, newsletter=newsletter)
+        elif not already_subscribed:
+            subscription.status = Subscription.Status.ACTIVE
+            subscription.save(update_fields=["status", "updated_at"])
+        outcome = SignupOutcome.CONFIRMATION_SENT
+
+    if changed:
+        consent_record(
+            subscriber,
+            ConsentEvent.Kind.SUBSCRIBE,
+            source,
+            newsletter=newsletter,
+            meta=RequestMeta(ip, user_agent),
+            consent_text=consent_text,
+            policy_version=policy_version,
+        )
+    if not _claim_email_slot(subscriber):
+        outcome = SignupOutcome.THROTTLED
+    subscriber.save()
+    if outcome != SignupOutcome.THROTTLED:
+        subscriber_id, newsletter_id = subscriber.pk, newsletter.pk
+        transaction.on_commit(lambda: confirmation_send_task.delay(subscriber_id, newsletter_id))
+    return outcome

@@ -1,0 +1,68 @@
+"""Thin Celery tasks: fetch by id, call one service. Names start with `subscribers.` and so run on the
+`priority` queue (CELERY_TASK_ROUTES), never behind a big issue's batches."""
+
+import smtplib
+
+from celery import shared_task
+
+from .models import MailEvent, Subscriber
+
+# Transient failures only: a refused recipient or a bad message would fail the same way again.
+TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError)
+
+
+@shared_task(
+    name="subscribers.send_confirmation",
+    ignore_result=True,
+    soft_time_limit=30,
+    time_limit=60,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def confirmation_send_task(subscriber_id: int, newsletter_id: int) -> str:
+    """Send the double opt-in email (or the already-subscribed reminder). A subscriber erased meanwhile is
+    skipped. At-least-once: a redelivery after a worker dies mid-send repeats the same valid link, harmlessly
+    (the once-per-interval limit is enforced when the signup claims the slot)."""
+    from newsletter.models import Newsletter
+
+    from .services.emails import confirmation_send
+
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    newsletter = Newsletter.objects.filter(pk=newsletter_id).first()
+    if subscriber is None or newsletter is None:
+        return "gone"
+    return confirmation_send(subscriber, newsletter)
+
+
+@shared_task(
+    name="subscribers.send_export_link",
+    ignore_result=True,
+    soft_time_limit=30,
+    time_limit=60,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def export_link_send_task(subscriber_id: int) -> str:
+    """Email the data-export link. Skipped if the subscriber was erased meanwhile."""
+    from .services.emails import export_link_send
+
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        return "gone"
+    export_link_send(subscriber)
+    return "sent"
+
+
+@shared_task(name="subscribers.process_mail_event", ignore_result=True, soft_time_limit=30, time_limit=60)
+def mail_event_process_task(event_id: int) -> str:
+    """Act on a recorded bounce/complaint/unsubscribe. Idempotent: a processed event is not processed again."""
+    from .services.bounces import mail_event_process
+
+    event = MailEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return "gone"
+    return mail_event_process(event)
