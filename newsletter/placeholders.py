@@ -14,6 +14,9 @@ NAME = "%%MH_NAME%%"
 
 MARKERS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME)
 
+# What the greeting says for a reader who gave no name ("Hi there,"), for every door: send, preview, archive.
+NAME_FALLBACK = "there"
+
 
 @dataclass(frozen=True)
 class PersonalValues:
@@ -25,11 +28,15 @@ class PersonalValues:
         return {
             UNSUBSCRIBE_URL: escape(self.unsubscribe_url, quote=True),
             PREFERENCES_URL: escape(self.preferences_url, quote=True),
-            NAME: escape(self.name, quote=True),
+            NAME: escape(self.name or NAME_FALLBACK, quote=True),
         }
 
     def for_text(self) -> dict[str, str]:
-        return {UNSUBSCRIBE_URL: self.unsubscribe_url, PREFERENCES_URL: self.preferences_url, NAME: self.name}
+        return {
+            UNSUBSCRIBE_URL: self.unsubscribe_url,
+            PREFERENCES_URL: self.preferences_url,
+            NAME: self.name or NAME_FALLBACK,
+        }
 
 
 def substitute(template: str, values: dict[str, str]) -> str:

@@ -98,6 +98,7 @@ class ConsentEvent(models.Model):
         LINK = "link", _("Email link")
         ONE_CLICK = "one_click", _("One-click unsubscribe")
         WEBHOOK = "webhook", _("ESP webhook")
+        BOUNCE = "bounce", _("Bounce reply to our SMTP client")
 
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"

@@ -27,5 +27,10 @@ def archive_html(frozen_html: str) -> str:
     html = _PERSONAL_BLOCK.sub("", frozen_html)
     html = _PERSONAL_LINK.sub("", html)
     return placeholders.substitute(
-        html, {placeholders.NAME: "there", placeholders.UNSUBSCRIBE_URL: "", placeholders.PREFERENCES_URL: ""}
+        html,
+        {
+            placeholders.NAME: placeholders.NAME_FALLBACK,
+            placeholders.UNSUBSCRIBE_URL: "",
+            placeholders.PREFERENCES_URL: "",
+        },
     )

@@ -60,7 +60,7 @@ def preview_values(user) -> PersonalValues:
     return PersonalValues(
         unsubscribe_url=f"{settings.SITE_URL}/#preview-unsubscribe",
         preferences_url=f"{settings.SITE_URL}/#preview-preferences",
-        name=name or "there",
+        name=name,
     )
 
 

@@ -41,8 +41,6 @@ from subscribers.services.suppression import address_suppress
 log = logging.getLogger(__name__)
 
 MATERIALISE_CHUNK = 10_000
-# The consent ledger's source for a bounce seen by our own SMTP client (a dedicated choice if subscribers adds one).
-BOUNCE_SOURCE = getattr(ConsentEvent.Source, "BOUNCE", ConsentEvent.Source.WEBHOOK)
 # How often a batch re-reads the status (pause/cancel take effect within this), instead of per message.
 STATUS_CHECK_SECONDS = 1.0
 
@@ -463,7 +461,7 @@ def _record(
         address_suppress(
             recipient.email,
             Suppression.Reason.HARD_BOUNCE,
-            BOUNCE_SOURCE,
+            ConsentEvent.Source.BOUNCE,
             f"SMTP {outcome.code} {outcome.text}"[:300],
         )
     assert outcome.status == FAILED

@@ -163,12 +163,11 @@ def issue_complaint_check(issue) -> bool:
     if issue.status != Issue.Status.SENDING:
         return False
     reason = f"complaint rate {rate:.2%} is above {threshold:.2%}"
+    from newsletter.services.sending import SendError, issue_pause
+
     try:
-        from newsletter.services.sending import issue_pause
-    except ImportError:  # the sending service is not merged yet: the state transition alone pauses the claims
-        paused = issue.transition_to(Issue.Status.PAUSED)
-    else:
-        paused = bool(issue_pause(issue, reason=reason)) or issue.status == Issue.Status.PAUSED
-    if paused:
-        log.warning("Paused issue %s: %s", issue.pk, reason)
-    return paused
+        issue_pause(issue, reason=reason)
+    except SendError:  # it finished, was paused or cancelled since the status was read
+        return False
+    log.warning("Paused issue %s: %s", issue.pk, reason)
+    return True
