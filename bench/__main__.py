@@ -1,9 +1,9 @@
-"""`make bench` → `python -m bench [send|render] [options]`. `send` (the default) is the delivery benchmark."""
+"""`make bench` → `python -m bench [send|render|import] [options]`. `send` (the default) is the delivery benchmark."""
 
 import importlib
 import sys
 
-COMMANDS = {"send": "bench.send", "render": "bench.render"}
+COMMANDS = {"send": "bench.send", "render": "bench.render", "import": "bench.import_subscribers"}
 
 
 def main(argv: list[str]) -> int:
