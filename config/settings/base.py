@@ -92,7 +92,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Without CELERY_BROKER_URL, kombu's filesystem transport: no server needed, one machine only.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 # Redis shares rate-limit buckets and the cache between machines; absent, both stay on this machine.
 REDIS_URL = env.str("REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {"default": env.cache("CACHE_URL", default=REDIS_URL or f"filecache://{VAR_DIR / 'cache'}")}
