@@ -212,7 +212,7 @@ def _import_batch(
     new = [r for r in rows if r.email.lower() not in existing]
     _insert(
         Subscriber,
-        ["email", "name", "status", "token", "source", "soft_bounces", "created_at", "updated_at"],
+        ["email", "name", "status", "token", "source", "language", "soft_bounces", "created_at", "updated_at"],
         [
             (
                 r.email,
@@ -220,6 +220,7 @@ def _import_batch(
                 Subscriber.Status.ACTIVE,
                 token.get_db_prep_value(uuid.uuid4(), connection),
                 "import",
+                "",
                 0,
                 now,
                 now,
