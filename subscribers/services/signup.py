@@ -68,12 +68,12 @@ def subscriber_signup(
 ) -> SignupOutcome:
     """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
 
-        New, pending and unsubscribed people become pending with an active subscription (not mailable until they
-        confirm). An active subscriber is never changed by an anonymous form: asking for another newsletter sends a
-        confirmation link for it, asking for one they already get sends a short reminder. Emails go out after commit
-        through Celery, at most one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES, written in `language` (the
-    signup page's; kept on the subscriber, except an active one's, which the form can't change). Raises InvalidAddress for a
-        malformed address (forms validate first, so a view never sees it).
+    New, pending and unsubscribed people become pending with an active subscription (not mailable until they confirm).
+    An active subscriber is never changed by an anonymous form: asking for another newsletter sends a confirmation link
+    for it, asking for one they already get sends a short reminder. Emails go out after commit through Celery, at most
+    one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES, written in `language` (the signup page's; kept on the
+    subscriber, except an active one's, which the form can't change). Raises InvalidAddress for a malformed address
+    (forms validate first, so a view never sees it).
     """
     from subscribers.tasks import confirmation_send_task
 
