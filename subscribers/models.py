@@ -32,6 +32,9 @@ class Subscriber(models.Model):
     # The only identity put into signed links: random, so a link never reveals or enumerates anything.
     token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     source = models.CharField(max_length=32, blank=True)
+    # The language of the page they signed up on (a code from settings.LANGUAGES): their emails are written in it.
+    # Blank (imported people): settings.LANGUAGE_CODE.
+    language = models.CharField(max_length=16, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
     soft_bounces = models.PositiveSmallIntegerField(default=0)

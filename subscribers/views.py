@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -97,6 +98,7 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
             source,
             meta.ip,
             meta.user_agent,
+            language=get_language() or "",
         )
     # The same page whatever happened: known, unknown, throttled or suppressed addresses look alike.
     return redirect("subscribers:signup_done", slug=newsletter.slug)

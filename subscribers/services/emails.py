@@ -3,6 +3,8 @@ a reminder with their preferences link) and the link to download their data.
 
 Sent one at a time through Django's email API (not the bulk sender). Headers carry only validated addresses and
 texts with line breaks removed, so nothing a reader typed can add a header; Django refuses CR/LF in headers too.
+Each email is written in the subscriber's language (that of the page they signed up on), whatever language the
+worker happens to run in.
 """
 
 from email.utils import formataddr
@@ -24,7 +26,12 @@ def _one_line(text: str) -> str:
 
 
 def _send(subscriber: Subscriber, subject: str, template: str, context: dict, from_email: str = "") -> None:
-    context = {**context, "subscriber": subscriber, "site_url": settings.SITE_URL}
+    context = {
+        **context,
+        "subscriber": subscriber,
+        "site_url": settings.SITE_URL,
+        "LANGUAGE_CODE": translation.get_language(),
+    }
     message = EmailMultiAlternatives(
         subject=_one_line(subject),
         body=render_to_string(f"subscribers/email/{template}.txt", context),
@@ -44,7 +51,7 @@ def confirmation_send(subscriber: Subscriber, newsletter) -> str:
     """Send the confirmation email for `newsletter`, or a reminder when they already get it. Returns which.
 
     Nothing is sent to a suppressed or unsubscribed-since subscriber (the signup may be minutes old)."""
-    with translation.override(settings.LANGUAGE_CODE):
+    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
         if subscriber.status in (Subscriber.Status.SUPPRESSED, Subscriber.Status.UNSUBSCRIBED):
             return "none"
         subscribed = Subscription.objects.filter(
@@ -65,7 +72,7 @@ def export_link_send(subscriber: Subscriber) -> None:
     """Email the person a signed link, valid for a short while, to download their data."""
     from subscribers.tokens import MAX_AGE, Purpose
 
-    with translation.override(settings.LANGUAGE_CODE):
+    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
         hours = int(MAX_AGE[Purpose.EXPORT].total_seconds() // 3600)
         context = {"export_url": links.export_url(subscriber.token), "hours": hours}
         _send(subscriber, _("Your data, as you asked"), "export", context)

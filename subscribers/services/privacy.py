@@ -24,6 +24,7 @@ def subscriber_export(subscriber: Subscriber) -> dict:
             "name": subscriber.name,
             "status": subscriber.status,
             "source": subscriber.source,
+            "language": subscriber.language,
             "created_at": _iso(subscriber.created_at),
             "confirmed_at": _iso(subscriber.confirmed_at),
             "soft_bounces": subscriber.soft_bounces,

@@ -33,13 +33,13 @@ def resend_interval() -> timedelta:
     return timedelta(minutes=settings.MASTHEAD.get("CONFIRMATION_RESEND_INTERVAL_MINUTES", 15))
 
 
-def _lock_or_create(email: str, name: str, source: str) -> tuple[Subscriber, bool]:
+def _lock_or_create(email: str, name: str, source: str, language: str) -> tuple[Subscriber, bool]:
     existing = subscribers_by_address(Subscriber.objects.select_for_update(), email).first()
     if existing:
         return existing, False
     try:
         with transaction.atomic():  # savepoint: a concurrent signup for the same address may win the index
-            return Subscriber.objects.create(email=email, name=name, source=source), True
+            return Subscriber.objects.create(email=email, name=name, source=source, language=language[:16]), True
     except IntegrityError:
         return subscribers_by_address(Subscriber.objects.select_for_update(), email).get(), False
 
@@ -64,14 +64,16 @@ def subscriber_signup(
     source: str,
     ip: str = "",
     user_agent: str = "",
+    language: str = "",
 ) -> SignupOutcome:
     """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
 
-    New, pending and unsubscribed people become pending with an active subscription (not mailable until they
-    confirm). An active subscriber is never changed by an anonymous form: asking for another newsletter sends a
-    confirmation link for it, asking for one they already get sends a short reminder. Emails go out after commit
-    through Celery, at most one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES. Raises InvalidAddress for a
-    malformed address (forms validate first, so a view never sees it).
+    New, pending and unsubscribed people become pending with an active subscription (not mailable until they confirm).
+    An active subscriber is never changed by an anonymous form: asking for another newsletter sends a confirmation link
+    for it, asking for one they already get sends a short reminder. Emails go out after commit through Celery, at most
+    one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES, written in `language` (the signup page's; kept on the
+    subscriber, except an active one's, which the form can't change). Raises InvalidAddress for a malformed address
+    (forms validate first, so a view never sees it).
     """
     from subscribers.tasks import confirmation_send_task
 
@@ -81,7 +83,7 @@ def subscriber_signup(
     if suppression and suppression.reason != Suppression.Reason.ERASED:
         return SignupOutcome.REFUSED
 
-    subscriber, created = _lock_or_create(email, name, source)
+    subscriber, created = _lock_or_create(email, name, source, language)
     if subscriber.status == Subscriber.Status.SUPPRESSED:
         return SignupOutcome.REFUSED
 
@@ -95,6 +97,8 @@ def subscriber_signup(
         changed = created or not already_subscribed or subscriber.status == Subscriber.Status.UNSUBSCRIBED
         if not created and name:
             subscriber.name = name
+        if language:
+            subscriber.language = language[:16]
         subscriber.status = Subscriber.Status.PENDING
         if subscription is None:
             Subscription.objects.create(subscriber=subscriber, newsletter=newsletter)

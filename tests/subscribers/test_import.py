@@ -112,3 +112,47 @@ def test_import_command(newsletter, tmp_path, capsys):
         call_command("import_subscribers", str(path), "--newsletter", "nope")
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_subscribers", str(tmp_path / "missing.csv"), "--newsletter", newsletter.slug)
+
+
+AWKWARD_ADDRESSES = [
+    "Reader.One+tag@Example.COM",
+    "x@EXAMPLE.com.",
+    "Postmaster@Example.com",  # a case-insensitive mailbox name: email-validator lowercases it
+    "a..b@example.com",
+    ".a@example.com",
+    "a@-example.com",
+    "a@example",
+    "a@localhost",
+    "a@xn--bcher-kva.example",  # IDNA: normalised to Unicode by email-validator
+    "a@bücher.example",
+    "ñ@example.com",
+    '"quoted@local"@example.com',
+    "Name <a@example.com>",
+    "a@[192.0.2.1]",
+    "a@b@example.com",
+    "@example.com",
+    "a@",
+    "x" * 64 + "@example.com",
+    "x" * 65 + "@example.com",
+    "a@" + ("d" * 60 + ".") * 4 + "com",
+    "a@example.com" + " ",
+    "o'brien@example.ie",
+]
+
+
+@pytest.mark.parametrize("raw", AWKWARD_ADDRESSES)
+def test_address_fast_path_agrees_with_email_validator(raw):
+    """address_normalise skips email-validator's full parse for plain addresses; it must never disagree."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from subscribers.services.addresses import InvalidAddress, address_normalise
+
+    try:
+        expected = validate_email(raw.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got = address_normalise(raw)
+    except InvalidAddress:
+        got = None
+    assert got == expected
