@@ -7,6 +7,7 @@ from email import message_from_bytes, policy
 from django.utils import timezone
 
 from newsletter.models import Article, Delivery, Issue, IssueArticle, Newsletter
+from newsletter.services import delivery, sending
 from subscribers.models import Subscriber, Subscription
 
 
@@ -80,3 +81,20 @@ def received_by_address(smtp_server) -> dict[str, int]:
         for address in message.rcpt_tos:
             seen[address] = seen.get(address, 0) + 1
     return seen
+
+
+def start(issue: Issue) -> None:
+    """Start the send and materialise in-process (the task queue is not consumed by in-process tests)."""
+    assert sending.issue_start_send(issue.pk)
+    assert delivery.deliveries_materialise(issue.pk) is None
+    issue.refresh_from_db()
+
+
+def drain(issue: Issue, batches: int = 100) -> None:
+    """Run batches in this process until none is left, then finish the issue as recovery would."""
+    for _ in range(batches):
+        result = delivery.deliveries_send_batch(issue.pk)
+        if not result.more:
+            break
+    sending.issue_finish(issue.pk)
+    issue.refresh_from_db()
