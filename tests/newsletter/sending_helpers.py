@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from email import message_from_bytes, policy
 
+from anymail.backends import test as anymail_test
+from anymail.message import AnymailRecipientStatus
 from django.utils import timezone
 
 from newsletter.models import Article, Delivery, Issue, IssueArticle, Newsletter
@@ -98,3 +100,23 @@ def drain(issue: Issue, batches: int = 100) -> None:
             break
     sending.issue_finish(issue.pk)
     issue.refresh_from_db()
+
+
+# An ESP simulated by anymail's own test backend (the whole anymail send path: payload, recipient status parsing,
+# anymail_status on the message), answering "rejected"/"invalid" for these addresses as a real ESP would for a
+# suppressed or malformed recipient, and "queued" with its own message id for everyone else. Importable by worker
+# processes (EMAIL_BACKEND=ESP_BACKEND).
+ESP_REFUSES = {"reader3@example.com": "rejected", "reader5@example.com": "invalid"}
+
+
+class EspBackend(anymail_test.EmailBackend):
+    def post_to_esp(self, payload, message):
+        response = super().post_to_esp(payload, message)
+        for email in payload.recipient_emails:
+            status = ESP_REFUSES.get(email, "queued")
+            message_id = None if email in ESP_REFUSES else f"esp-{email}"
+            response["recipient_status"][email] = AnymailRecipientStatus(message_id, status)
+        return response
+
+
+ESP_BACKEND = f"{__name__}.EspBackend"
