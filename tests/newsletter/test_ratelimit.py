@@ -140,7 +140,7 @@ def test_domain_allows_defers_once_the_domain_bucket_is_empty(settings, tmp_path
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_together_never_exceed_the_rate(celery_worker, smtp_server, settings):
     """K messages at R a second: the burst is one second's worth, so the sends span at least K/R − 1 seconds,
-    whatever the number of workers. Two processes that each kept their own bucket would take half that."""
+    whatever the number of workers. Two processes that each kept their own bucket would take about 2 s, not 5."""
     rate, count = 20, 120
     issue = make_issue()
     make_subscribers(issue.newsletter, count)
@@ -158,7 +158,9 @@ def test_two_workers_together_never_exceed_the_rate(celery_worker, smtp_server, 
     sent = list(Delivery.objects.filter(issue=issue, status="sent").values_list("sent_at", flat=True))
     assert len(sent) == count and len(smtp_server.messages) == count
     spread = (max(sent) - min(sent)).total_seconds()
-    assert spread >= count / rate - 1, spread
+    # K/R − 1 holds for the grants; sent_at is written after each SMTP transaction, so the first and last stamps
+    # each lag their grant by a few milliseconds, not equally: the same allowance as the window bound.
+    assert spread >= count / rate - 1 - SLACK_SECONDS, spread
     # Sorted send times obey the bucket bound in every one-second window too.
     times = sorted(t.timestamp() for t in sent)
     assert max_in_window([(t, 1) for t in times], 1.0) <= rate + rate * (1 + SLACK_SECONDS)
