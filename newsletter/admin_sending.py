@@ -168,7 +168,7 @@ class IssueSendingAdminMixin:
     @_page
     def send_progress_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         issue = self._issue(request, object_id)
-        context = self._context(request, issue, f"Sending “{issue.subject}”")
+        context = self._context(request, issue, f"Send progress: “{issue.subject}”")
         context["progress"] = sending.issue_progress(issue)
         return TemplateResponse(request, self.send_progress_template, context)
 

@@ -210,6 +210,11 @@ MASTHEAD = {
     "RATE_PER_SECOND": env.float("RATE_PER_SECOND", default=0),  # 0: unlimited
     "RATE_PER_HOUR": env.int("RATE_PER_HOUR", default=0),
     "RATE_PER_DOMAIN_PER_MINUTE": env.int("RATE_PER_DOMAIN_PER_MINUTE", default=0),
+    # SMTP TLS (EMAIL_USE_TLS / EMAIL_USE_SSL) always verifies the server's certificate and host name.
+    # SMTP_TLS_CA_FILE trusts a private CA or a local relay's self-signed certificate (instead of the system
+    # CAs); SMTP_VERIFY_TLS=false turns verification off: only for a relay on the same machine or network.
+    "SMTP_TLS_CA_FILE": env.str("SMTP_TLS_CA_FILE", default=""),
+    "SMTP_VERIFY_TLS": env.bool("SMTP_VERIFY_TLS", default=True),
     "COMPLAINT_PAUSE_RATE": env.float("COMPLAINT_PAUSE_RATE", default=0.001),
     "SOFT_BOUNCE_LIMIT": env.int("SOFT_BOUNCE_LIMIT", default=3),
     # Article import by URL refuses loopback/private/link-local addresses (SSRF); true only for a closed network.

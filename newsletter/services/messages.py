@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formataddr, formatdate
 from functools import lru_cache
-from urllib.parse import quote
 
 from django.conf import settings
 
@@ -259,7 +258,8 @@ def personalise(skeleton: Skeleton, recipient: Recipient) -> Personalised:
         (b"X", b"date"): _date_header(),
         (b"X", b"message_id"): message_id,
         (b"X", b"one_click_url"): one_click,
-        (b"X", b"mailto_token"): quote(token, safe=""),
+        # quote(token, safe=""), cheaper: a token is base64url, base 62 and ":" (tokens.make_token).
+        (b"X", b"mailto_token"): token.replace(":", "%3A"),
     }
     chunks = skeleton.chunks.copy()
     for index, slot in enumerate(skeleton.slots):

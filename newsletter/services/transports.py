@@ -1,7 +1,8 @@
 """One connection per batch to whatever sends mail, and each recipient's outcome in three words.
 
 SMTP (the default backend): one persistent smtplib connection carrying the prebuilt bytes; TLS is required when
-configured (a server without STARTTLS is an error, never a plaintext fallback). Any other Django backend
+configured (a server without STARTTLS, or whose certificate does not verify, is an error: the batch is deferred and
+nothing goes out in plaintext). Any other Django backend
 (django-anymail's ESPs, locmem in tests): get_connection() once, send_messages() per recipient so each recipient
 gets its own result.
 """
@@ -51,6 +52,17 @@ class TransportError(Exception):
     """The transport could not be opened (refused, TLS failure, bad credentials): the batch is deferred."""
 
 
+def tls_context() -> ssl.SSLContext:
+    """The client TLS context: the server's certificate and host name are verified (against the system CAs, or
+    only MASTHEAD['SMTP_TLS_CA_FILE'] when set); MASTHEAD['SMTP_VERIFY_TLS'] = False is the explicit opt-out."""
+    ca_file = settings.MASTHEAD.get("SMTP_TLS_CA_FILE") or None
+    context = ssl.create_default_context(cafile=ca_file)
+    if not settings.MASTHEAD.get("SMTP_VERIFY_TLS", True):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class SmtpTransport:
     def __init__(self) -> None:
         self.smtp: smtplib.SMTP | None = None
@@ -61,13 +73,14 @@ class SmtpTransport:
         host, port, timeout = settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT
         try:
             if settings.EMAIL_USE_SSL:
-                smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls_context())
             else:
                 smtp = smtplib.SMTP(host, port, timeout=timeout)
             smtp.ehlo()
             if settings.EMAIL_USE_TLS:
-                # Raises SMTPNotSupportedError when the server offers no STARTTLS: never fall back to plaintext.
-                smtp.starttls(context=ssl.create_default_context())
+                # Raises SMTPNotSupportedError when the server offers no STARTTLS, SSLError when its certificate
+                # does not verify: both end the open here. Never a plaintext fallback.
+                smtp.starttls(context=tls_context())
                 smtp.ehlo()
             if settings.EMAIL_HOST_USER:
                 smtp.login(settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD)

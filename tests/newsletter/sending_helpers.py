@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from email import message_from_bytes, policy
 
+from anymail.backends import test as anymail_test
+from anymail.message import AnymailRecipientStatus
 from django.utils import timezone
 
 from newsletter.models import Article, Delivery, Issue, IssueArticle, Newsletter
+from newsletter.services import delivery, sending
 from subscribers.models import Subscriber, Subscription
 
 
@@ -80,3 +83,40 @@ def received_by_address(smtp_server) -> dict[str, int]:
         for address in message.rcpt_tos:
             seen[address] = seen.get(address, 0) + 1
     return seen
+
+
+def start(issue: Issue) -> None:
+    """Start the send and materialise in-process (the task queue is not consumed by in-process tests)."""
+    assert sending.issue_start_send(issue.pk)
+    assert delivery.deliveries_materialise(issue.pk) is None
+    issue.refresh_from_db()
+
+
+def drain(issue: Issue, batches: int = 100) -> None:
+    """Run batches in this process until none is left, then finish the issue as recovery would."""
+    for _ in range(batches):
+        result = delivery.deliveries_send_batch(issue.pk)
+        if not result.more:
+            break
+    sending.issue_finish(issue.pk)
+    issue.refresh_from_db()
+
+
+# An ESP simulated by anymail's own test backend (the whole anymail send path: payload, recipient status parsing,
+# anymail_status on the message), answering "rejected"/"invalid" for these addresses as a real ESP would for a
+# suppressed or malformed recipient, and "queued" with its own message id for everyone else. Importable by worker
+# processes (EMAIL_BACKEND=ESP_BACKEND).
+ESP_REFUSES = {"reader3@example.com": "rejected", "reader5@example.com": "invalid"}
+
+
+class EspBackend(anymail_test.EmailBackend):
+    def post_to_esp(self, payload, message):
+        response = super().post_to_esp(payload, message)
+        for email in payload.recipient_emails:
+            status = ESP_REFUSES.get(email, "queued")
+            message_id = None if email in ESP_REFUSES else f"esp-{email}"
+            response["recipient_status"][email] = AnymailRecipientStatus(message_id, status)
+        return response
+
+
+ESP_BACKEND = f"{__name__}.EspBackend"

@@ -1,5 +1,7 @@
 """The MIME skeleton and per-recipient substitution: every header, each value escaped for its context."""
 
+from urllib.parse import quote
+
 import pytest
 
 from newsletter.services.messages import Recipient, personalise, skeleton_build
@@ -36,6 +38,7 @@ def test_message_has_every_list_header_and_the_recipients_own_links(skeleton):
     assert mailto.startswith("mailto:unsubscribe@news.example.org?subject=unsubscribe%20")
     signed = one_click.split("/u/", 1)[1].split("/", 1)[0]
     data = read_token(Purpose.UNSUBSCRIBE, signed)
+    assert mailto.rsplit("%20", 1)[1] == quote(signed, safe="")  # the mailto carries the same token, URL-quoted
     assert (data.subscriber_token, data.newsletter) == (token, "daily-brief")
     html = mail.get_body(("html",)).get_content()
     text = mail.get_body(("plain",)).get_content()

@@ -8,25 +8,9 @@ from newsletter.services import delivery, sending
 from newsletter.services.recovery import issues_recover
 from newsletter.tasks import materialise_task, send_batch_task
 from subscribers.models import Subscriber, Subscription, Suppression
-from tests.newsletter.sending_helpers import counts, make_issue, make_subscribers, received_by_address
+from tests.newsletter.sending_helpers import counts, drain, make_issue, make_subscribers, received_by_address, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def start(issue):
-    """Start the send and materialise in-process (the task queue is not consumed in these tests)."""
-    assert sending.issue_start_send(issue.pk)
-    assert delivery.deliveries_materialise(issue.pk) is None
-    issue.refresh_from_db()
-
-
-def drain(issue, batches: int = 100):
-    for _ in range(batches):
-        result = delivery.deliveries_send_batch(issue.pk)
-        if not result.more:
-            break
-    sending.issue_finish(issue.pk)
-    issue.refresh_from_db()
 
 
 def test_materialise_takes_only_mailable_subscribers_and_twice_adds_nothing(settings):
