@@ -238,6 +238,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--baseline-seconds", type=float, default=8.0)
     parser.add_argument("--batch", type=int, default=None, help="SEND_BATCH_SIZE for the workers")
     parser.add_argument("--chains", type=int, default=None, help="SEND_CHAINS for the workers")
+    parser.add_argument(
+        "--sync-commit", action="store_true", help="wait for the WAL flush on every outcome (SEND_ASYNC_COMMIT=false)"
+    )
     args = parser.parse_args(argv)
 
     database_url = os.environ.get("DATABASE_URL", "")
@@ -256,6 +259,8 @@ def main(argv: list[str]) -> int:
         extra["SEND_BATCH_SIZE"] = str(args.batch)
     if args.chains:
         extra["SEND_CHAINS"] = str(args.chains)
+    if args.sync_commit:
+        extra["SEND_ASYNC_COMMIT"] = "false"
     env = _env(bench_url, broker, sink.port, **extra)
     os.environ.update({k: v for k, v in env.items() if k not in ("LOG_LEVEL",)})
     _recreate_database(bench_url)

@@ -9,18 +9,19 @@ from .models import MailEvent, Subscriber
 
 # Transient failures only: a refused recipient or a bad message would fail the same way again.
 TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError)
+# Transactional emails: short, retried with backoff on transient failures only.
+EMAIL_TASK_OPTIONS = {
+    "ignore_result": True,
+    "soft_time_limit": 30,
+    "time_limit": 60,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 10,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
 
 
-@shared_task(
-    name="subscribers.send_confirmation",
-    ignore_result=True,
-    soft_time_limit=30,
-    time_limit=60,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+@shared_task(name="subscribers.send_confirmation", **EMAIL_TASK_OPTIONS)
 def confirmation_send_task(subscriber_id: int, newsletter_id: int) -> str:
     """Send the double opt-in email (or the already-subscribed reminder). A subscriber erased meanwhile is
     skipped. At-least-once: a redelivery after a worker dies mid-send repeats the same valid link, harmlessly
@@ -36,16 +37,7 @@ def confirmation_send_task(subscriber_id: int, newsletter_id: int) -> str:
     return confirmation_send(subscriber, newsletter)
 
 
-@shared_task(
-    name="subscribers.send_export_link",
-    ignore_result=True,
-    soft_time_limit=30,
-    time_limit=60,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+@shared_task(name="subscribers.send_export_link", **EMAIL_TASK_OPTIONS)
 def export_link_send_task(subscriber_id: int) -> str:
     """Email the data-export link. Skipped if the subscriber was erased meanwhile."""
     from .services.emails import export_link_send

@@ -3,7 +3,7 @@
 Why each outcome is written as it happens (one autocommitted UPDATE per message, `synchronous_commit = off` on
 PostgreSQL): a worker killed at any instant then leaves exactly one message in doubt, the one on the wire. With
 `synchronous_commit = off` a commit does not wait for the WAL flush; a killed *worker* loses nothing it committed,
-only a crash of PostgreSQL itself can drop the last fraction of a second of outcomes (bench/README.md has the cost).
+only a crash of PostgreSQL itself can drop the last fraction of a second of outcomes (README, Benchmarks, has the cost).
 """
 
 from __future__ import annotations
@@ -212,7 +212,8 @@ class OutcomeWriter:
             connection.ensure_connection()
             self.raw = connection.connection
             # Per session, reset in close(): commits stop waiting for the WAL flush (see the module docstring).
-            self.raw.execute("SET synchronous_commit = off")
+            if _config("SEND_ASYNC_COMMIT", True):
+                self.raw.execute("SET synchronous_commit = off")
             self.sent_channel = _PgSentChannel(self.raw, token)
 
     def settle(self) -> bool:
