@@ -156,20 +156,13 @@ def _render_template(name: str, context: dict) -> str:
     try:
         template = email_engine().get_template(name)
         return template.render(Context(context, autoescape=not name.endswith(".txt")))
-    except TemplateSyntaxError as exc:
-        info = getattr(exc, "template_debug", None) or {}
-        raise RenderError(
-            f"Template error: {exc}",
-            line=info.get("line"),
-            source=_template_path(info.get("name"), name),
-            excerpt=_debug_excerpt(info),
-        ) from exc
     except TemplateDoesNotExist as exc:
         raise RenderError(f"Template not found: {exc}", source=name) from exc
-    except Exception as exc:  # a filter or tag failing at render time: still the template's fault
+    except Exception as exc:  # a syntax error, or a filter or tag failing at render time: the template's fault
         info = getattr(exc, "template_debug", None) or {}
+        kind = "" if isinstance(exc, TemplateSyntaxError) else f"{exc.__class__.__name__}: "
         raise RenderError(
-            f"Template error: {exc.__class__.__name__}: {exc}",
+            f"Template error: {kind}{exc}",
             line=info.get("line"),
             source=_template_path(info.get("name"), name),
             excerpt=_debug_excerpt(info),
