@@ -99,11 +99,13 @@ def seed(recipients: int):
     with connection.cursor() as cursor:
         raw = cursor.cursor
         with raw.copy(
-            "COPY subscribers_subscriber (email, name, status, token, source, confirmed_at, soft_bounces, "
+            "COPY subscribers_subscriber (email, name, status, token, source, language, confirmed_at, soft_bounces, "
             "created_at, updated_at) FROM STDIN"
         ) as copy:
             for n in range(recipients):
-                copy.write_row((f"reader{n}@example.com", f"Reader {n}", "active", _uuid(n), "bench", now, 0, now, now))
+                copy.write_row(
+                    (f"reader{n}@example.com", f"Reader {n}", "active", _uuid(n), "bench", "", now, 0, now, now)
+                )
         cursor.execute(
             "INSERT INTO subscribers_subscription (subscriber_id, newsletter_id, status, created_at, updated_at) "
             "SELECT id, %s, 'active', now(), now() FROM subscribers_subscriber",
