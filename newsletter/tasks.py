@@ -21,12 +21,14 @@ def heartbeat_task(self) -> None:
 
 @shared_task(name="newsletter.materialise", ignore_result=True, soft_time_limit=50, time_limit=60)
 def materialise_task(issue_id: int, after_subscriber_id: int = 0) -> None:
-    """Create the issue's delivery rows in chunks for about 20 s, then continue in a new task; when all exist,
-    start the batch chains."""
-    cursor = delivery.deliveries_materialise(issue_id, after_subscriber_id)
+    """Create the issue's delivery rows in chunks for about 20 s, then continue in a new task. The batch chains
+    start after the first stretch (a long list starts sending within seconds) and again when all rows exist, for
+    chains that ran out of rows while the list was still growing."""
+    first = after_subscriber_id == 0
+    cursor = delivery.deliveries_materialise(issue_id, after_subscriber_id, budget_seconds=2.0 if first else 20.0)
     if cursor is not None:
         materialise_task.delay(issue_id, cursor)
-    else:
+    if cursor is None or first:
         sending.deliveries_kick(issue_id)
 
 
