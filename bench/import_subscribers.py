@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
     from django.test.utils import setup_test_environment
 
@@ -45,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     from subscribers.services.importing import BATCH_SIZE, subscribers_import
 
     setup_test_environment()
+    # Its own throwaway database, never the test suite's (which may be in use while this runs).
+    db = connection.settings_dict
+    name = (
+        f"{db['NAME']}_bench_import"
+        if connection.vendor != "sqlite"
+        else str(settings.VAR_DIR / "bench-import.sqlite3")
+    )
+    db["TEST"] = {**db.get("TEST", {}), "NAME": name}
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         newsletter = Newsletter.objects.create(

@@ -26,17 +26,6 @@ from pathlib import Path
 
 MJML_DIR = Path(__file__).resolve().parent.parent / "tests" / "mjml"
 
-BODY_PARAGRAPH = (
-    "On Friday the council's transport committee met to review the plan, and officials set out the timetable "
-    "for the tender, the cost estimates and the expected effect on traffic along the Coast Road. Councillors "
-    "asked how the figures had been reached and whether the regional grant would arrive in time."
-)
-COMMENTARY_PARAGRAPH = (
-    "The question is not whether the city needs better transport but whether this is the right order of work. "
-    "A plan that serves one half of the city first must show the other half when its turn will come, and with "
-    "what money, or it will lose the public support it depends on."
-)
-
 
 def _setup_django() -> None:
     # The test settings: no SECRET_KEY or database needed for a benchmark that touches neither.
@@ -47,6 +36,7 @@ def _setup_django() -> None:
 
 
 def _issue(articles: int):
+    from newsletter.demo_content import BODY_PARAGRAPH, COMMENTARY_PARAGRAPH
     from newsletter.models import Article, Issue, Newsletter
     from newsletter.services.rendering import ArticleBlock
 

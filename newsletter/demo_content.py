@@ -140,3 +140,15 @@ ISSUE = {
     "intro": "Good morning. The council said yes to the ferries, the hospital has good news with a caveat, "
     "and Harbour Lights is back in a new shape.",
 }
+
+# Paragraphs of the length a newsroom story has (tests and benchmarks build long issues from them).
+BODY_PARAGRAPH = (
+    "On Friday the council's transport committee met to review the plan, and officials set out the timetable "
+    "for the tender, the cost estimates and the expected effect on traffic along the Coast Road. Councillors "
+    "asked how the figures had been reached and whether the regional grant would arrive in time."
+)
+COMMENTARY_PARAGRAPH = (
+    "The question is not whether the city needs better transport but whether this is the right order of work. "
+    "A plan that serves one half of the city first must show the other half when its turn will come, and with "
+    "what money, or it will lose the public support it depends on."
+)

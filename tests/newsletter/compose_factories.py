@@ -4,19 +4,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
+from newsletter.demo_content import BODY_PARAGRAPH, COMMENTARY_PARAGRAPH
 from newsletter.models import Article, Issue, IssueArticle, Newsletter
-
-# Paragraphs of the length a newsroom story has (the sample article: ~4 body and ~8 commentary paragraphs).
-BODY_PARAGRAPH = (
-    "On Friday the council's transport committee met to review the plan, and officials set out the timetable "
-    "for the tender, the cost estimates and the expected effect on traffic along the Coast Road. Councillors "
-    "asked how the figures had been reached and whether the regional grant would arrive in time."
-)
-COMMENTARY_PARAGRAPH = (
-    "The question is not whether the city needs better transport but whether this is the right order of work. "
-    "A plan that serves one half of the city first must show the other half when its turn will come, and with "
-    "what money, or it will lose the public support it depends on."
-)
 
 
 class NewsletterFactory(factory.django.DjangoModelFactory):
