@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from .admin_import import ArticleImportAdminMixin
 from .admin_sending import IssueSendingAdminMixin
-from .models import Article, Issue, IssueArticle, Newsletter
+from .models import ARTICLE_EDITABLE_FIELDS, Article, Issue, IssueArticle, Newsletter
 from .services.composing import article_sanitize, issue_duplicate, issue_preview, issue_renumber, preview_values
 from .services.rendering import RenderError, article_render
 
@@ -67,10 +67,7 @@ class ArticleAdminForm(forms.ModelForm):
 
     class Meta:
         model = Article
-        fields = [
-            "headline", "slug", "dek", "byline", "section", "tags", "published_at", "canonical_url", "guid",
-            "image_url", "image_alt", "key_facts", "body_html", "commentary_html", "bottom_line",
-        ]  # fmt: skip
+        fields = ARTICLE_EDITABLE_FIELDS
 
 
 class UsedInIssueFilter(admin.SimpleListFilter):

@@ -64,6 +64,13 @@ class Article(models.Model):
         return self.headline
 
 
+# What an editor or an import may set on an article, in the order the admin form shows it.
+ARTICLE_EDITABLE_FIELDS = [
+    "headline", "slug", "dek", "byline", "section", "tags", "published_at", "canonical_url", "guid",
+    "image_url", "image_alt", "key_facts", "body_html", "commentary_html", "bottom_line",
+]  # fmt: skip
+
+
 class Issue(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")

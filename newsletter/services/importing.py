@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from newsletter.models import Article
+from newsletter.models import ARTICLE_EDITABLE_FIELDS, Article
 from newsletter.services.composing import article_sanitize
 from newsletter.services.text import html_to_text
 
@@ -60,10 +60,7 @@ class ArticleImportForm(forms.ModelForm):
 
     class Meta:
         model = Article
-        fields = [
-            "headline", "slug", "dek", "byline", "section", "tags", "canonical_url", "guid", "image_url",
-            "image_alt", "published_at", "key_facts", "body_html", "commentary_html", "bottom_line",
-        ]  # fmt: skip
+        fields = ARTICLE_EDITABLE_FIELDS
 
     def validate_unique(self):
         """Duplicates are sorted out before validation (they are skipped, not errors)."""
