@@ -86,6 +86,13 @@ class Issue(models.Model):
     preheader = models.CharField(max_length=200, blank=True, help_text=_("Inbox preview text."))
     intro = models.TextField(blank=True)
     articles = models.ManyToManyField(Article, through="IssueArticle", related_name="issues")
+    # None: the whole newsletter. The segment's rules are copied when the send starts (`audience`), so editing
+    # the segment later never changes who an issue in progress goes to.
+    segment = models.ForeignKey(
+        "Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="issues",
+        help_text=_("Send to part of the newsletter's readers only."),
+    )  # fmt: skip
+    audience = models.JSONField(default=dict, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     # Frozen when sending starts: what subscribers get and what the archive shows, never re-rendered.
@@ -234,3 +241,31 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class Segment(models.Model):
+    """A saved part of a newsletter's audience. Every rule given must hold; an empty rule is no restriction. An
+    issue sent to a segment goes to the newsletter's mailable subscribers who match it when the send starts."""
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    tags_any = models.ManyToManyField(
+        "subscribers.Tag", blank=True, related_name="+", help_text=_("Has at least one of these tags.")
+    )
+    tags_none = models.ManyToManyField(
+        "subscribers.Tag", blank=True, related_name="+", help_text=_("Has none of these tags.")
+    )
+    sources = models.JSONField(
+        default=list, blank=True, help_text=_("Signup sources (form, embed, import, admin, api …); empty: any.")
+    )
+    languages = models.JSONField(default=list, blank=True, help_text=_("Language codes; empty: any."))
+    signed_up_after = models.DateField(null=True, blank=True)
+    signed_up_before = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["newsletter__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["newsletter", "name"], name="segment_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.newsletter}: {self.name}"

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "anymail",
     "newsletter",
     "subscribers",
+    "automations",
 ]
 
 MIDDLEWARE = [
@@ -183,6 +184,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "newsletter-heartbeat": {"task": "newsletter.heartbeat", "schedule": 30.0},
+    "automations-digests": {"task": "automations.run_digests", "schedule": 60.0},
     "newsletter-recover": {
         "task": "newsletter.recover",
         "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
