@@ -183,7 +183,6 @@ def subscribers_import(
 
 def _by_lower_email(emails: Iterable[str]) -> dict[str, tuple[int, str]]:
     """{lowercased address: (id, status)} of the known subscribers among `emails`, via the lower(email) index."""
-
     rows = Subscriber.objects.alias(email_lower=Lower("email")).filter(email_lower__in=list(emails))
     return {email.lower(): (pk, status) for pk, email, status in rows.values_list("id", "email", "status")}
 

@@ -14,9 +14,7 @@ from automations.models import FeedDigest, FeedDigestRun
 from automations.services.digests import digest_latest_slot, digests_run_due
 from config.celery import app
 from newsletter.models import Article, Delivery, Issue
-from tests.conftest import wait_for
-from tests.newsletter.compose_factories import IssueFactory, NewsletterFactory
-from tests.newsletter.sending_helpers import make_subscribers
+from tests.factories import IssueFactory, NewsletterFactory, subscribers_bulk
 
 MADRID = "Europe/Madrid"
 
@@ -161,7 +159,7 @@ def test_a_broken_feed_is_reported_and_retried_never_half_composed(feed):
 
     # Fixed within the slot's window: the retry composes and sends.
     feed.body, feed.items = None, [story(1)]
-    make_subscribers(digest.newsletter, 2)
+    subscribers_bulk(digest.newsletter, 2)
     [run] = digests_run_due(at_madrid(1, 6, 2))
     assert run.status == FeedDigestRun.Status.SENT and run.attempts == 3
     assert run.issue.status == Issue.Status.SENDING
@@ -208,14 +206,14 @@ def test_json_feed_items_are_imported(feed):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_digest_is_composed_and_sent_on_schedule_by_a_real_worker(feed, smtp_server, celery_worker):
+def test_a_digest_is_composed_and_sent_on_schedule_by_a_real_worker(feed, smtp_server, celery_worker, wait_for):
     """Beat's task in a real worker: the slot that just came is composed and sent to every reader, once."""
     now = timezone.now().astimezone(timezone.get_default_timezone())
     feed.items = [story(1), story(2)]
     digest = make_digest(
         feed, weekdays="0123456", send_time=(now - timedelta(minutes=1)).time(), time_zone="UTC", auto_send=True
     )
-    readers = make_subscribers(digest.newsletter, 3)
+    readers = subscribers_bulk(digest.newsletter, 3)
     celery_worker(
         env={"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_server.port), "IMPORT_ALLOW_PRIVATE_URLS": "true"}
     )

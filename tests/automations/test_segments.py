@@ -14,7 +14,7 @@ from newsletter.services.segments import rules_q, rules_sql, segment_rules
 from subscribers.models import Subscriber, SubscriberTag, Tag
 from subscribers.services.importing import subscribers_import
 from subscribers.services.tags import TagError, subscribers_tag, subscribers_untag, tag_for
-from tests.subscribers.factories import NewsletterFactory, SubscriberFactory, subscribed
+from tests.factories import NewsletterFactory, SubscriberFactory, subscribed
 
 pytestmark = pytest.mark.django_db
 
