@@ -16,9 +16,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
+from . import delivery
 from .admin_import import ArticleImportAdminMixin
 from .admin_sending import IssueSendingAdminMixin
-from .models import ARTICLE_EDITABLE_FIELDS, Article, Issue, IssueArticle, Newsletter
+from .models import ARTICLE_EDITABLE_FIELDS, Article, Issue, IssueArticle, Newsletter, Segment
 from .services.composing import article_sanitize, issue_duplicate, issue_preview, issue_renumber, preview_values
 from .services.rendering import RenderError, article_render
 
@@ -210,9 +211,12 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "newsletter"]
     search_fields = ["subject", "preheader"]
     inlines = [IssueArticleInline]
-    fields = ["newsletter", "subject", "preheader", "intro", "status", "scheduled_at", "frozen_at", "public_id"]
+    fields = [
+        "newsletter", "segment", "subject", "preheader", "intro", "status", "scheduled_at", "frozen_at", "public_id",
+    ]  # fmt: skip
     readonly_fields = ["status", "scheduled_at", "frozen_at", "public_id"]
     actions = ["duplicate_selected"]
+    autocomplete_fields = ["segment"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_article_count=Count("items"))
@@ -314,3 +318,17 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
         copy = issue_duplicate(issue, request.user)
         self.message_user(request, _("This is a new draft copied from “%(subject)s”.") % {"subject": issue.subject})
         return HttpResponseRedirect(reverse("admin:newsletter_issue_change", args=[copy.pk]))
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    """Saved audiences; the member count is who an issue sent to the segment now would reach."""
+
+    list_display = ["name", "newsletter", "member_count"]
+    list_filter = ["newsletter"]
+    search_fields = ["name"]
+    filter_horizontal = ["tags_any", "tags_none"]
+
+    @admin.display(description=_("Mailable members now"))
+    def member_count(self, segment: Segment) -> int:
+        return delivery.mailable_subscribers(segment.newsletter_id, delivery.segment_rules(segment)).count()

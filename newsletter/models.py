@@ -3,6 +3,7 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -130,6 +131,10 @@ class Issue(models.Model):
     @property
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
+
+    def clean(self) -> None:
+        if self.segment_id and self.newsletter_id and self.segment.newsletter_id != self.newsletter_id:
+            raise ValidationError({"segment": _("Choose a segment of this issue's newsletter.")})
 
     def transition_to(self, status: str, **fields) -> bool:
         """Move to `status` if the current status allows it, as one conditional UPDATE (safe against races:

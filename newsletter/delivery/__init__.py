@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from newsletter.models import Delivery
 
-from .audience import mailable_subscribers
+from .audience import issue_rules, mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
 from .complaints import issue_complaint_check
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
@@ -32,6 +32,7 @@ from .lifecycle import send_cancel, send_finish, send_pause, send_reopen_failed,
 from .messages import AddressError, wire_address
 from .proofs import proof_send
 from .recovery import RecoveryReport, issues_recover
+from .segments import segment_rules
 
 
 def subscriber_withdraw(subscriber_id: int, newsletter_ids: Iterable[int] | None = None, reason: str = "") -> int:
@@ -67,7 +68,9 @@ __all__ = [
     "delivery_for_message_id",
     "issue_complaint_check",
     "issues_recover",
+    "issue_rules",
     "mailable_subscribers",
+    "segment_rules",
     "proof_send",
     "send_cancel",
     "send_finish",

@@ -10,27 +10,44 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet
 
+from newsletter.delivery.segments import Rules, rules_q, rules_sql, segment_rules
+from newsletter.models import Issue
 from subscribers.models import Subscriber, Subscription
 
 SUBSCRIBER_STATUS = Subscriber.Status.ACTIVE
 SUBSCRIPTION_STATUS = Subscription.Status.ACTIVE
 
 
-def mailable_subscribers(newsletter_id: int) -> QuerySet[Subscriber]:
-    """The newsletter's mailable subscribers (counts before a send is materialised)."""
-    return Subscriber.objects.filter(
+def mailable_subscribers(newsletter_id: int, rules: Rules | None = None) -> QuerySet[Subscriber]:
+    """The newsletter's mailable subscribers, within a segment's `rules` when given (counts before a send is
+    materialised)."""
+    mailable = Subscriber.objects.filter(
         status=SUBSCRIBER_STATUS,
         subscriptions__newsletter_id=newsletter_id,
         subscriptions__status=SUBSCRIPTION_STATUS,
     )
+    return mailable.filter(rules_q(rules)) if rules else mailable
 
 
-def mailable_sql(newsletter_id: int) -> tuple[str, str, list]:
-    """(FROM clause, WHERE condition, parameters in order) selecting mailable subscribers as `s`, for raw SQL that
-    needs keyset chunks (materialise). The FROM clause's one parameter comes before the WHERE's two."""
+def mailable_sql(newsletter_id: int, rules: Rules | None = None) -> tuple[str, str, list]:
+    """(FROM clause, WHERE condition, parameters in order) selecting mailable subscribers as `s`, within a
+    segment's `rules` when given, for raw SQL that needs keyset chunks (materialise). The FROM clause's one
+    parameter comes before the WHERE's."""
     subscriber, subscription = Subscriber._meta.db_table, Subscription._meta.db_table
     tables = f"{subscriber} s JOIN {subscription} m ON m.subscriber_id = s.id AND m.newsletter_id = %s"
-    return tables, "s.status = %s AND m.status = %s", [newsletter_id, SUBSCRIBER_STATUS, SUBSCRIPTION_STATUS]
+    segment, segment_params = rules_sql(rules or {}, "s")
+    return (
+        tables,
+        f"s.status = %s AND m.status = %s{segment}",
+        [newsletter_id, SUBSCRIBER_STATUS, SUBSCRIPTION_STATUS, *segment_params],
+    )
+
+
+def issue_rules(issue: Issue) -> Rules:
+    """Who the issue is for: the rules frozen when its send started, else its segment's rules as they are now."""
+    if issue.status in (Issue.Status.DRAFT, Issue.Status.SCHEDULED):
+        return segment_rules(issue.segment)
+    return issue.audience
 
 
 def subscribed(newsletter_id: int) -> Exists:

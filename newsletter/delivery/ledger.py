@@ -74,7 +74,7 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
     Returns the subscriber id to continue after when the time budget ran out, or None when done (and then marks
     the send run materialised)."""
     issue = Issue.objects.get(pk=issue_id)
-    tables, mailable, audience_params = audience.mailable_sql(issue.newsletter_id)
+    tables, mailable, audience_params = audience.mailable_sql(issue.newsletter_id, issue.audience)
     from_params, where_params = audience_params[:1], audience_params[1:]
     delivery, subscriber = Delivery._meta.db_table, Subscriber._meta.db_table
     cursor_id = after_subscriber_id

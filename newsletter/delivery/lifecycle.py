@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from newsletter import dispatch
 from newsletter.delivery import ledger
+from newsletter.delivery.segments import segment_rules
 from newsletter.models import Issue, SendRun
 from newsletter.services.rendering import issue_freeze
 
@@ -39,6 +40,7 @@ def send_start(issue_id: int, user=None) -> bool:
             frozen_at=issue.frozen_at,
             started_at=now,
             finished_at=None,
+            audience=segment_rules(issue.segment, as_of=now),  # fixed now: later edits and taggings change nothing
         )
         if not started:
             return False

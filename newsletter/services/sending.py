@@ -39,7 +39,7 @@ def issue_recipient_count(issue: Issue) -> int:
     run = SendRun.objects.filter(pk=issue.pk).first()
     if run and run.materialised_at:
         return Delivery.objects.filter(issue_id=issue.pk).count()
-    return delivery.mailable_subscribers(issue.newsletter_id).count()
+    return delivery.mailable_subscribers(issue.newsletter_id, delivery.issue_rules(issue)).count()
 
 
 # --- start, schedule, controls ----------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def issue_progress(issue: Issue) -> dict:
     materialised = bool(run and run.materialised_at)
     total = sum(counts.values())
     if not materialised and issue.status in (Issue.Status.SENDING, Issue.Status.PAUSED, Issue.Status.SCHEDULED):
-        total = max(total, delivery.mailable_subscribers(issue.newsletter_id).count())
+        total = max(total, delivery.mailable_subscribers(issue.newsletter_id, delivery.issue_rules(issue)).count())
     done = counts["sent"] + counts["failed"] + counts["skipped"]
     remaining = max(0, total - done)
     rate = _rate(issue, counts["sent"])

@@ -9,12 +9,13 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.utils import timezone
 
-from newsletter.models import Segment
-from newsletter.services.segments import rules_q, rules_sql, segment_rules
+from newsletter.delivery.segments import rules_q, rules_sql, segment_rules
+from newsletter.models import Delivery, Issue, Segment
+from newsletter.services.sending import issue_send_now
 from subscribers.models import Subscriber, SubscriberTag, Tag
 from subscribers.services.importing import subscribers_import
 from subscribers.services.tags import TagError, subscribers_tag, subscribers_untag, tag_for
-from tests.factories import NewsletterFactory, SubscriberFactory, subscribed
+from tests.factories import NewsletterFactory, SubscriberFactory, issue_to_send, subscribed, subscribers_bulk
 
 pytestmark = pytest.mark.django_db
 
@@ -115,6 +116,16 @@ def members(rules) -> tuple[set[str], set[str]]:
         (lambda t: {"languages": ["es"]}, {"ada"}),
         (lambda t: {"before": (date.today() - timedelta(days=30)).isoformat()}, {"di"}),
         (lambda t: {"after": (date.today() - timedelta(days=30)).isoformat(), "sources": ["form"]}, {"ada"}),
+        # Tags count as they were at `as_of`: these were all added after an hour ago.
+        (lambda t: {"tags_any": [t["local"]], "as_of": (timezone.now() - timedelta(hours=1)).isoformat()}, set()),
+        (
+            lambda t: {"tags_none": [t["local"]], "as_of": (timezone.now() - timedelta(hours=1)).isoformat()},
+            {"ada", "bob", "cy", "di"},
+        ),
+        (
+            lambda t: {"tags_any": [t["sports"]], "as_of": (timezone.now() + timedelta(hours=1)).isoformat()},
+            {"bob", "cy"},
+        ),
     ],
 )
 def test_rules_mean_the_same_in_sql_and_orm(readers, build, expected):
@@ -132,3 +143,35 @@ def test_segment_rules_are_a_snapshot_of_the_segment(readers):
     segment.tags_any.clear()
     assert members(rules)[0] == {"ada@example.com"}  # the snapshot, not the edited segment
     assert segment_rules(None) == {}
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_segment_send_reaches_exactly_its_members_frozen_at_start(
+    celery_worker, smtp_server, client, admin_user, wait_for
+):
+    issue = issue_to_send()
+    readers = subscribers_bulk(issue.newsletter, 30)
+    subscribers_tag([r.pk for r in readers[:12]], "harbour")
+    subscribers_tag([r.pk for r in readers[10:12]], "opted-out-of-harbour")
+    segment = Segment.objects.create(newsletter=issue.newsletter, name="Harbour readers")
+    segment.tags_any.add(Tag.objects.get(name="harbour"))
+    segment.tags_none.add(Tag.objects.get(name="opted-out-of-harbour"))
+    issue.segment = segment
+    issue.save()
+    members = {r.email for r in readers[:10]}
+
+    # The editor sees the segment's size before sending.
+    client.force_login(admin_user)
+    page = client.get(f"/admin/newsletter/issue/{issue.pk}/send/").content.decode()
+    assert "This issue will go to 10 subscribers." in page
+
+    celery_worker(env={"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_server.port)})
+    issue_send_now(issue)
+    # Editing the segment or tagging people once the send started changes nobody's mail.
+    segment.tags_none.clear()
+    subscribers_tag([r.pk for r in readers[20:]], "harbour")
+    wait_for(lambda: Issue.objects.get(pk=issue.pk).status == Issue.Status.SENT, timeout=90, what="the send")
+    received = [r for m in smtp_server.messages for r in m.rcpt_tos]
+    assert sorted(received) == sorted(members)
+    assert Delivery.objects.filter(issue=issue).count() == 10

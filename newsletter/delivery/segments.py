@@ -2,7 +2,7 @@
 
 A segment's rules are copied into plain data (`segment_rules`) when a send starts, so the audience is fixed then;
 the same rules become an ORM filter (counts, previews) and an SQL fragment (the materialise INSERT … SELECT), one
-definition for both.
+definition for both, used by audience.py.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ class Rules(TypedDict, total=False):
     languages: list[str]
     after: str  # ISO date, inclusive
     before: str  # ISO date, exclusive
+    as_of: str  # ISO datetime: tags count as they were then (the send's start), later taggings don't
 
 
-def segment_rules(segment: Segment | None) -> Rules:
-    """The segment as data (empty for the whole newsletter). Only rules that restrict anything are kept."""
+def segment_rules(segment: Segment | None, as_of: datetime | None = None) -> Rules:
+    """The segment as data (empty for the whole newsletter). Only rules that restrict anything are kept. With
+    `as_of` (a send's start), tags added later are ignored: the rows are written seconds after the start, and
+    someone tagged in between is not in the audience the editor saw."""
     if segment is None:
         return {}
-    rules: Rules = {}
+    rules: Rules = {"as_of": as_of.isoformat()} if as_of else {}
     if tags := sorted(segment.tags_any.values_list("id", flat=True)):
         rules["tags_any"] = tags
     if tags := sorted(segment.tags_none.values_list("id", flat=True)):
@@ -61,10 +64,13 @@ def _languages(rules: Rules) -> list[str]:
 def rules_q(rules: Rules) -> Q:
     """The rules as a filter on Subscriber."""
     q = Q()
+    links = SubscriberTag.objects.filter(subscriber=OuterRef("pk"))
+    if rules.get("as_of"):
+        links = links.filter(created_at__lte=datetime.fromisoformat(rules["as_of"]))
     if rules.get("tags_any"):
-        q &= Q(Exists(SubscriberTag.objects.filter(subscriber=OuterRef("pk"), tag_id__in=rules["tags_any"])))
+        q &= Q(Exists(links.filter(tag_id__in=rules["tags_any"])))
     if rules.get("tags_none"):
-        q &= ~Q(Exists(SubscriberTag.objects.filter(subscriber=OuterRef("pk"), tag_id__in=rules["tags_none"])))
+        q &= ~Q(Exists(links.filter(tag_id__in=rules["tags_none"])))
     if rules.get("sources"):
         q &= Q(source__in=rules["sources"])
     if rules.get("languages"):
@@ -86,16 +92,17 @@ def rules_sql(rules: Rules, alias: str) -> tuple[str, list]:
         params.extend(values)
         return ", ".join(["%s"] * len(values))
 
+    def tagged(tag_ids: list[int]) -> str:
+        sql = f"EXISTS (SELECT 1 FROM {tag_table} t WHERE t.subscriber_id = {alias}.id"
+        if rules.get("as_of"):
+            sql += " AND t.created_at <= %s"
+            params.append(connection.ops.adapt_datetimefield_value(datetime.fromisoformat(rules["as_of"])))
+        return f"{sql} AND t.tag_id IN ({placeholders(tag_ids)}))"
+
     if rules.get("tags_any"):
-        parts.append(
-            f"EXISTS (SELECT 1 FROM {tag_table} t WHERE t.subscriber_id = {alias}.id "
-            f"AND t.tag_id IN ({placeholders(rules['tags_any'])}))"
-        )
+        parts.append(tagged(rules["tags_any"]))
     if rules.get("tags_none"):
-        parts.append(
-            f"NOT EXISTS (SELECT 1 FROM {tag_table} t WHERE t.subscriber_id = {alias}.id "
-            f"AND t.tag_id IN ({placeholders(rules['tags_none'])}))"
-        )
+        parts.append(f"NOT {tagged(rules['tags_none'])}")
     if rules.get("sources"):
         parts.append(f"{alias}.source IN ({placeholders(rules['sources'])})")
     if rules.get("languages"):
