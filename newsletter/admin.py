@@ -20,6 +20,7 @@ from . import delivery
 from .admin_import import ArticleImportAdminMixin
 from .admin_sending import IssueSendingAdminMixin
 from .models import ARTICLE_EDITABLE_FIELDS, Article, Issue, IssueArticle, Newsletter, Segment
+from .services import sending
 from .services.composing import article_sanitize, issue_duplicate, issue_preview, issue_renumber, preview_values
 from .services.rendering import RenderError, article_render
 
@@ -207,15 +208,15 @@ class IssueArticleInline(admin.TabularInline):
 
 @admin.register(Issue)
 class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
-    list_display = ["subject", "newsletter", "status", "article_count", "scheduled_at", "created_at"]
-    list_filter = ["status", "newsletter"]
+    list_display = ["subject", "newsletter", "kind", "status", "article_count", "scheduled_at", "created_at"]
+    list_filter = ["status", "kind", "newsletter"]
     search_fields = ["subject", "preheader"]
     inlines = [IssueArticleInline]
     fields = [
-        "newsletter", "segment", "subject", "preheader", "intro", "status", "scheduled_at", "frozen_at", "public_id",
+        "newsletter", "kind", "segment", "subject", "preheader", "intro", "status", "scheduled_at", "frozen_at", "public_id",
     ]  # fmt: skip
     readonly_fields = ["status", "scheduled_at", "frozen_at", "public_id"]
-    actions = ["duplicate_selected"]
+    actions = ["duplicate_selected", "welcome_start_selected"]
     autocomplete_fields = ["segment"]
 
     def get_queryset(self, request):
@@ -251,6 +252,24 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
             context["duplicate_url"] = reverse("admin:newsletter_issue_duplicate", args=[obj.pk])
             context["can_duplicate"] = self.has_add_permission(request)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def has_send_permission(self, request) -> bool:
+        return request.user.has_perm("newsletter.send_issue")
+
+    @admin.action(description=_("Turn on as the newsletter's welcome email"), permissions=["send"])
+    def welcome_start_selected(self, request, queryset) -> None:
+        for issue in queryset.order_by("pk"):
+            try:
+                sending.issue_welcome_start(issue, request.user)
+            except sending.SendError as exc:
+                self.message_user(request, f"{issue}: {exc}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    _("“%(issue)s” now greets every reader who confirms %(newsletter)s.")
+                    % {"issue": issue, "newsletter": issue.newsletter},
+                    messages.SUCCESS,
+                )
 
     @admin.action(description=_("Duplicate the selected issues as new drafts"), permissions=["add"])
     def duplicate_selected(self, request, queryset) -> None:

@@ -73,6 +73,11 @@ ARTICLE_EDITABLE_FIELDS = [
 
 
 class Issue(models.Model):
+    class Kind(models.TextChoices):
+        ISSUE = "issue", _("Issue")
+        # Sent to each reader once, when they confirm; stays "sending" while it is the newsletter's welcome.
+        WELCOME = "welcome", _("Welcome email")
+
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         SCHEDULED = "scheduled", _("Scheduled")
@@ -83,6 +88,7 @@ class Issue(models.Model):
         FAILED = "failed", _("Failed")
 
     newsletter = models.ForeignKey(Newsletter, on_delete=models.PROTECT, related_name="issues")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ISSUE)
     subject = models.CharField(max_length=200)
     preheader = models.CharField(max_length=200, blank=True, help_text=_("Inbox preview text."))
     intro = models.TextField(blank=True)
@@ -122,6 +128,10 @@ class Issue(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["draft", "scheduled"]) | Q(frozen_at__isnull=False),
                 name="issue_sending_is_frozen",
+            ),
+            # One welcome email in use per newsletter: confirming readers get exactly that one.
+            models.UniqueConstraint(
+                fields=["newsletter"], condition=Q(kind="welcome", status="sending"), name="issue_one_live_welcome"
             ),
         ]
 

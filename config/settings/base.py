@@ -181,6 +181,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "newsletter.send_batch": {"queue": "bulk"},
     "newsletter.send_test": {"queue": "priority"},
+    "newsletter.send_welcome": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

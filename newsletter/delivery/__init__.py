@@ -28,7 +28,16 @@ from .audience import issue_rules, mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
 from .complaints import issue_complaint_check
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
-from .lifecycle import send_cancel, send_finish, send_pause, send_reopen_failed, send_resume, send_start
+from .lifecycle import (
+    send_cancel,
+    send_finish,
+    send_pause,
+    send_reopen_failed,
+    send_resume,
+    send_start,
+    welcome_add,
+    welcome_start,
+)
 from .messages import AddressError, wire_address
 from .proofs import proof_send
 from .recovery import RecoveryReport, issues_recover
@@ -80,5 +89,7 @@ __all__ = [
     "send_start",
     "subscriber_forget",
     "subscriber_withdraw",
+    "welcome_add",
+    "welcome_start",
     "wire_address",
 ]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -246,6 +246,17 @@ def deliveries_reopen_failed(issue_id: int) -> int:
     )
 
 
+def delivery_add(issue_id: int, subscriber_id: int) -> bool:
+    """One pending row for this reader (a welcome email). False when they have one already: the (issue,
+    subscriber) unique constraint is what makes a twice-processed confirmation send once."""
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction survives the conflict
+            Delivery.objects.create(issue_id=issue_id, subscriber_id=subscriber_id, status=Status.PENDING)
+    except IntegrityError:
+        return False
+    return True
+
+
 def deliveries_open_exist(issue_id: int) -> bool:
     return Delivery.objects.filter(issue_id=issue_id, status__in=OPEN_STATES).exists()
 
@@ -262,6 +273,11 @@ def run_open(issue: Issue, user, now: datetime) -> None:
     SendRun.objects.update_or_create(
         issue=issue, defaults={"materialised_at": None, "heartbeat_at": now, "started_by": user}
     )
+
+
+def run_materialised(issue_id: int, now: datetime) -> None:
+    """Every recipient the send will have now has its row."""
+    SendRun.objects.filter(pk=issue_id).update(materialised_at=now)
 
 
 def run_beat(issue_id: int, now: datetime | None = None) -> None:

@@ -47,6 +47,7 @@ def issue_recipient_count(issue: Issue) -> int:
 
 def issue_send_now(issue: Issue, user=None) -> None:
     """Send a draft (or a scheduled issue, now instead of later). Raises SendError with the reason otherwise."""
+    _not_a_welcome(issue)
     if issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED):
         raise SendError(f"This issue is {issue.get_status_display().lower()}; only a draft or a scheduled issue "
                         "can be sent.")  # fmt: skip
@@ -62,6 +63,7 @@ def issue_send_now(issue: Issue, user=None) -> None:
 def issue_schedule(issue: Issue, when: datetime, user=None) -> None:
     """Schedule a draft for `when` (aware, in the future). Beat's recovery task starts it when due. The render is
     checked now so a broken template is found at scheduling time, not at 6 a.m."""
+    _not_a_welcome(issue)
     if timezone.is_naive(when):
         raise SendError("The scheduled time needs a time zone.")
     if when <= timezone.now():
@@ -120,6 +122,29 @@ def issue_resend_missing(issue: Issue, user=None) -> int:
     if count is None:
         raise SendError("The issue changed just now; reload the page.")
     return count
+
+
+# --- welcome emails -----------------------------------------------------------------------------------------------
+
+
+def _not_a_welcome(issue: Issue) -> None:
+    if issue.kind == Issue.Kind.WELCOME:
+        raise SendError("This is a welcome email: it goes to each reader when they confirm. Turn it on instead.")
+
+
+def issue_welcome_start(issue: Issue, user=None) -> None:
+    """Turn this draft on as its newsletter's welcome email (replacing the one in use). Raises SendError."""
+    if issue.kind != Issue.Kind.WELCOME:
+        raise SendError("Only an issue of the kind “Welcome email” can be turned on as the welcome email.")
+    if issue.status != Issue.Status.DRAFT:
+        raise SendError("Only a draft can be turned on; duplicate this welcome email to change it.")
+    try:
+        started = delivery.welcome_start(issue.pk, user=user)
+    except RenderError as exc:
+        raise SendError(f"The welcome email does not render. {exc}") from exc
+    if not started:
+        raise SendError("The issue changed just now; reload the page.")
+    issue.refresh_from_db()
 
 
 # --- progress ---------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from enum import StrEnum
 from django.db import transaction
 from django.utils import timezone
 
+from newsletter import delivery
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
 
 from .ledger import NO_REQUEST, RequestMeta, consent_record
@@ -51,4 +52,6 @@ def subscriber_confirm(
     if not changed:
         return ConfirmOutcome.ALREADY_CONFIRMED
     consent_record(subscriber, ConsentEvent.Kind.CONFIRM, source, newsletter=newsletter, meta=meta)
+    if newsletter is not None:
+        delivery.welcome_add(subscriber.pk, newsletter.pk)
     return ConfirmOutcome.CONFIRMED
