@@ -213,8 +213,8 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
     search_fields = ["subject", "preheader"]
     inlines = [IssueArticleInline]
     fields = [
-        "newsletter", "kind", "segment", "subject", "preheader", "intro", "status", "scheduled_at", "frozen_at",
-        "public_id",
+        "newsletter", "kind", "segment", "subject", "preheader", "intro", "canary_percent", "canary_minimum",
+        "canary_hold_minutes", "status", "scheduled_at", "frozen_at", "public_id",
     ]  # fmt: skip
     readonly_fields = ["status", "scheduled_at", "frozen_at", "public_id"]
     actions = ["duplicate_selected", "welcome_start_selected"]

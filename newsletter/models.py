@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -21,6 +22,9 @@ class Newsletter(models.Model):
     reply_to = models.EmailField(blank=True)
     postal_address = models.TextField(help_text=_("Printed in every email's footer (required by CAN-SPAM)."))
     template = models.CharField(max_length=100, default="default", help_text=_("MJML layout under templates/email/."))
+    # A canary send holds the rest of the list when its first readers bounce or complain more than this.
+    guard_hard_bounce_percent = models.FloatField(default=2.0, help_text=_("Canary: most hard bounces, in %."))
+    guard_complaint_percent = models.FloatField(default=0.1, help_text=_("Canary: most spam complaints, in %."))
     archive_public = models.BooleanField(default=True, help_text=_("List sent issues on the public archive."))
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -100,6 +104,15 @@ class Issue(models.Model):
         help_text=_("Send to part of the newsletter's readers only."),
     )  # fmt: skip
     audience = models.JSONField(default=dict, blank=True, editable=False)
+    # A canary send: this share (at least `canary_minimum` readers) goes first; the rest is held for
+    # `canary_hold_minutes` and then follows by itself unless the newsletter's thresholds were crossed.
+    canary_percent = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(50)], help_text=_("0: no canary. E.g. 1 sends 1 % first.")
+    )
+    canary_minimum = models.PositiveIntegerField(default=200)
+    canary_hold_minutes = models.PositiveSmallIntegerField(default=30)
+    # Why the issue is paused or failed (a canary that crossed a threshold …), for the editor.
+    status_reason = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     # Frozen when sending starts: what subscribers get and what the archive shows, never re-rendered.
@@ -198,6 +211,8 @@ class Delivery(models.Model):
         DEFERRED = "deferred", _("Deferred")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        # Waiting for a canary to prove the send healthy: not claimable until released.
+        HELD = "held", _("Held")
 
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="deliveries")
     # SET_NULL: erasing a subscriber keeps the issue's counts but nothing personal.
@@ -244,6 +259,10 @@ class SendRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     resends = models.PositiveSmallIntegerField(default=0)
+    # Canary: how many went first, until when the rest waits once they are done, and when it was decided.
+    canary_size = models.PositiveIntegerField(null=True, blank=True)
+    hold_until = models.DateTimeField(null=True, blank=True)
+    canary_decided_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"send of issue {self.issue_id}"

@@ -15,6 +15,7 @@ by outcomes.py, conditional on the claim token, because it is on the hot path.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -36,7 +37,7 @@ Status = Delivery.Status
 MATERIALISE_CHUNK = 10_000
 # Issues whose open rows may still be claimed by a sender (a withdrawn reader must not be mailed by them).
 IN_PROGRESS = (Issue.Status.SCHEDULED, Issue.Status.SENDING, Issue.Status.PAUSED, Issue.Status.FAILED)
-OPEN_STATES = (Status.PENDING, Status.SENDING, Status.DEFERRED)
+OPEN_STATES = (Status.PENDING, Status.SENDING, Status.DEFERRED, Status.HELD)
 
 
 class Transition(NamedTuple):
@@ -54,8 +55,9 @@ SKIP = Transition((Status.SENDING,), Status.SKIPPED)
 RELEASE = Transition((Status.SENDING,), Status.PENDING)
 RELEASE_CANCELLED = Transition((Status.SENDING,), Status.SKIPPED)
 REQUEUE_EXPIRED = Transition((Status.SENDING,), Status.PENDING)
-CANCEL_OPEN = Transition((Status.PENDING, Status.DEFERRED), Status.SKIPPED)
-WITHDRAW = Transition((Status.PENDING, Status.DEFERRED), Status.SKIPPED)
+CANCEL_OPEN = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.SKIPPED)
+WITHDRAW = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.SKIPPED)
+RELEASE_HELD = Transition((Status.HELD,), Status.PENDING)
 REOPEN_FAILED = Transition((Status.FAILED,), Status.PENDING)
 
 
@@ -74,6 +76,8 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
     Returns the subscriber id to continue after when the time budget ran out, or None when done (and then marks
     the send run materialised)."""
     issue = Issue.objects.get(pk=issue_id)
+    # A canary send writes every row held; the canary is picked from them once all exist.
+    initial = Status.HELD if issue.canary_percent else Status.PENDING
     tables, mailable, audience_params = audience.mailable_sql(issue.newsletter_id, issue.audience)
     from_params, where_params = audience_params[:1], audience_params[1:]
     delivery, subscriber = Delivery._meta.db_table, Subscriber._meta.db_table
@@ -96,12 +100,12 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
                         FROM {tables}
                         WHERE s.id > %s {"AND s.id <= %s" if upper else ""} AND {mailable}
                         ON CONFLICT DO NOTHING""",
-                    [issue_id, Status.PENDING, now, *from_params, cursor_id]
-                    + ([upper] if upper else [])
-                    + where_params,
+                    [issue_id, initial, now, *from_params, cursor_id] + ([upper] if upper else []) + where_params,
                 )
                 run_beat(issue_id)
         if upper is None:
+            if initial == Status.HELD:
+                deliveries_canary_pick(issue)
             SendRun.objects.filter(pk=issue_id).update(materialised_at=timezone.now())
             return None
         cursor_id = upper
@@ -244,6 +248,29 @@ def deliveries_reopen_failed(issue_id: int) -> int:
     return REOPEN_FAILED.apply(
         Delivery.objects.filter(issue_id=issue_id), attempts=0, error_code="", error_text="", next_attempt_at=None
     )
+
+
+def deliveries_canary_pick(issue: Issue) -> int:
+    """Release a random `canary_percent` share (at least `canary_minimum`) of the held rows to go first, once.
+    Safe to run twice: a send run that has its canary picks none again. Returns the canary's size."""
+    with transaction.atomic():
+        run = SendRun.objects.select_for_update().get(pk=issue.pk)
+        if run.canary_size is not None:
+            return run.canary_size
+        held = Delivery.objects.filter(issue_id=issue.pk, status=Status.HELD)
+        total = held.count()
+        size = min(total, max(issue.canary_minimum, math.ceil(total * issue.canary_percent / 100)))
+        # Random, not the oldest subscribers first: a canary must look like the whole list.
+        chosen = list(held.order_by("?").values_list("id", flat=True)[:size])
+        RELEASE_HELD.apply(Delivery.objects.filter(id__in=chosen))
+        run.canary_size = size
+        run.save(update_fields=["canary_size"])
+    return size
+
+
+def deliveries_release_held(issue_id: int) -> int:
+    """The rest of a canary send may go: held rows become pending."""
+    return RELEASE_HELD.apply(Delivery.objects.filter(issue_id=issue_id))
 
 
 def delivery_add(issue_id: int, subscriber_id: int) -> bool:

@@ -59,12 +59,15 @@ def send_pause(issue: Issue, reason: str = "") -> bool:
 
 
 def send_resume(issue: Issue) -> bool:
-    """Carry on where the send stopped; nobody who got it gets it again."""
+    """Carry on where the send stopped; nobody who got it gets it again. After a canary held the send, resuming
+    is the editor's decision that the rest may go."""
     with transaction.atomic():
-        if not issue.transition_to(Issue.Status.SENDING):
+        if not issue.transition_to(Issue.Status.SENDING, status_reason=""):
             return False
         ledger.run_beat(issue.pk)
         run = SendRun.objects.filter(pk=issue.pk).first()
+        if run and run.canary_decided_at is not None:
+            ledger.deliveries_release_held(issue.pk)
         if run and run.materialised_at is None:
             dispatch.materialise_later(issue.pk)
         else:

@@ -153,7 +153,7 @@ def issue_welcome_start(issue: Issue, user=None) -> None:
 def issue_progress(issue: Issue) -> dict:
     """Counts by delivery state (from the rows, not from counters), rate (messages per second over the last few
     seconds, or since the start) and ETA. JSON-ready."""
-    issue.refresh_from_db(fields=["status", "started_at", "finished_at"])
+    issue.refresh_from_db(fields=["status", "started_at", "finished_at", "status_reason"])
     counts = {status: 0 for status in Delivery.Status.values}
     for status, n in Delivery.objects.filter(issue_id=issue.pk).values_list("status").annotate(n=Count("id")):
         counts[status] = n
@@ -181,6 +181,30 @@ def issue_progress(issue: Issue) -> dict:
         "started_at": issue.started_at.isoformat() if issue.started_at else None,
         "finished_at": issue.finished_at.isoformat() if issue.finished_at else None,
         "finished": issue.status in (Issue.Status.SENT, Issue.Status.CANCELLED, Issue.Status.FAILED),
+        "canary": _canary(issue, run),
+    }
+
+
+def _canary(issue: Issue, run: SendRun | None) -> dict | None:
+    """Where a canary send stands, for the editor: how many went first, the hold, the decision."""
+    if not issue.canary_percent:
+        return None
+    size = run.canary_size if run else None
+    if size is None:
+        state = "picking"
+    elif run.canary_decided_at:
+        state = "held" if issue.status == Issue.Status.PAUSED and issue.status_reason else "released"
+    else:
+        state = "holding" if run.hold_until else "sending"
+    return {
+        "state": state,
+        "size": size,
+        "percent": issue.canary_percent,
+        "hold_until": run.hold_until.isoformat() if run and run.hold_until else None,
+        "limits": {
+            "hard_bounce_percent": issue.newsletter.guard_hard_bounce_percent,
+            "complaint_percent": issue.newsletter.guard_complaint_percent,
+        },
     }
 
 
