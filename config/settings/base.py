@@ -28,6 +28,10 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
 # Old keys keep signed links (unsubscribe, preferences) valid across a rotation.
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+# The suppression list's hashes have their own key, so rotating SECRET_KEY never touches them (unset: SECRET_KEY).
+# Lookups try every key below and SECRET_KEY's; `manage.py suppression_rehash` re-keys the list after a rotation.
+SUPPRESSION_HASH_KEY = env.str("SUPPRESSION_HASH_KEY", default="")
+SUPPRESSION_HASH_KEY_FALLBACKS = env.list("SUPPRESSION_HASH_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
