@@ -2,7 +2,7 @@
 cache (Redis when REDIS_URL is set, so every web process shares the counts).
 
 Rates may be overridden with settings.MASTHEAD['RATE_LIMITS'] = {"signup_ip": "30/h", ...}. Behind a proxy set
-RATELIMIT_IP_META_KEY so the client's address, not the proxy's, is counted.
+TRUSTED_PROXIES (config/proxies.py), so the client's address, not the proxy's, is counted.
 """
 
 from django.conf import settings

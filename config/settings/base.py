@@ -51,6 +51,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.proxies.TrustedProxyMiddleware",  # first: every later layer sees the client's address
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -201,6 +202,9 @@ MASTHEAD = {
     "POLICY_VERSION": env.str("POLICY_VERSION", default="2026-01"),
     # How much of a reader's IP address the consent ledger keeps: "full", "truncated" or "hashed".
     "CONSENT_IP_MODE": env.str("CONSENT_IP_MODE", default="truncated"),
+    # Reverse proxies whose X-Forwarded-For is believed: a count ("1") or CIDRs ("10.0.0.0/8,192.0.2.10").
+    # Unset: the header is ignored (config/proxies.py).
+    "TRUSTED_PROXIES": env.str("TRUSTED_PROXIES", default=""),
     "CONFIRMATION_MAX_AGE_DAYS": env.int("CONFIRMATION_MAX_AGE_DAYS", default=7),
     "CONFIRMATION_RESEND_INTERVAL_MINUTES": env.int("CONFIRMATION_RESEND_INTERVAL_MINUTES", default=15),
     "SEND_BATCH_SIZE": env.int("SEND_BATCH_SIZE", default=200),
