@@ -202,6 +202,9 @@ MASTHEAD = {
     "POLICY_VERSION": env.str("POLICY_VERSION", default="2026-01"),
     # How much of a reader's IP address the consent ledger keeps: "full", "truncated" or "hashed".
     "CONSENT_IP_MODE": env.str("CONSENT_IP_MODE", default="truncated"),
+    # Public form limits per client and per address or link, e.g. FORM_RATE_LIMITS=signup_ip=60/h,link_ip=600/h
+    # (names and defaults: subscribers/ratelimits.py; `manage.py check` rejects unknown names and bad rates).
+    "RATE_LIMITS": env.dict("FORM_RATE_LIMITS", default={}),
     # Reverse proxies whose X-Forwarded-For is believed: a count ("1") or CIDRs ("10.0.0.0/8,192.0.2.10").
     # Unset: the header is ignored (config/proxies.py).
     "TRUSTED_PROXIES": env.str("TRUSTED_PROXIES", default=""),
