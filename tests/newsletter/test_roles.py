@@ -18,12 +18,14 @@ def perms(group: str) -> set[str]:
 @pytest.mark.django_db(transaction=True)
 def test_a_fresh_install_has_the_roles_after_migrate(django_user_model):
     executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    # As on a fresh database: no groups, and no permissions yet (post_migrate creates them after every migration).
-    Group.objects.all().delete()
-    Permission.objects.all().delete()
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    try:
+        executor.migrate([BEFORE])
+        # As on a fresh database: no groups, and no permissions yet (post_migrate makes them after every migration).
+        Group.objects.all().delete()
+        Permission.objects.all().delete()
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
 
     assert perms("Editors") == set(EDITOR_PERMISSIONS)
     assert perms("Senders") == set(SENDER_PERMISSIONS) and "send_issue" in perms("Senders")

@@ -145,8 +145,18 @@ BEFORE, AFTER = ("subscribers", "0004_subscriber_language"), ("subscribers", "00
 @pytest.mark.django_db(transaction=True)
 def test_migration_leaves_active_only_what_its_owner_confirmed_or_an_operator_imported():
     executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    old = executor.loader.project_state([BEFORE]).apps
+    # Every other app stays at its latest migration: only this one is taken back and forward again.
+    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "subscribers"]
+    try:
+        executor.migrate([BEFORE, *others])
+        old = MigrationExecutor(connection).loader.project_state([BEFORE, *others]).apps
+        _seed_before_and_check_after(old)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def _seed_before_and_check_after(old) -> None:
     Newsletter = old.get_model("newsletter", "Newsletter")
     Subscriber_ = old.get_model("subscribers", "Subscriber")
     Subscription_ = old.get_model("subscribers", "Subscription")
@@ -174,7 +184,6 @@ def test_migration_leaves_active_only_what_its_owner_confirmed_or_an_operator_im
     Subscription_.objects.filter(subscriber=left).update(status="unsubscribed")
 
     executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
     executor.migrate([AFTER])
     new = executor.loader.project_state([AFTER]).apps.get_model("subscribers", "Subscription")
     rows = new.objects.select_related("subscriber", "newsletter")
@@ -188,5 +197,3 @@ def test_migration_leaves_active_only_what_its_owner_confirmed_or_an_operator_im
         ("never@example.com", "a"): "pending",
         ("left@example.com", "b"): "unsubscribed",
     }
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
