@@ -1,4 +1,4 @@
-"""The client's address behind trusted reverse proxies (MASTHEAD['TRUSTED_PROXIES']).
+"""The client's address behind trusted reverse proxies (TRUSTED_PROXIES, newsletter/conf.py).
 
 Behind a TLS proxy every request comes from the proxy, so REMOTE_ADDR is the proxy's address: the whole site would
 share one signup rate limit and the consent ledger would record the proxy. X-Forwarded-For says who the client
@@ -19,8 +19,9 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from newsletter.conf import app_settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -100,10 +101,10 @@ def client_address(peer: str, forwarded_for: str, proxies: TrustedProxies) -> st
 class TrustedProxyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        trusted_proxies(settings.MASTHEAD.get("TRUSTED_PROXIES", ""))  # a bad value stops the start, not a request
+        trusted_proxies(app_settings.TRUSTED_PROXIES)  # a bad value stops the start, not a request
 
     def __call__(self, request):
-        proxies = trusted_proxies(settings.MASTHEAD.get("TRUSTED_PROXIES", ""))
+        proxies = trusted_proxies(app_settings.TRUSTED_PROXIES)
         if proxies.enabled:
             peer = request.META.get("REMOTE_ADDR", "")
             request.META["MASTHEAD_PEER_ADDR"] = peer

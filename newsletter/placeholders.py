@@ -8,6 +8,8 @@ that keeps lines intact (the sender uses 8-bit bodies). Each value is escaped fo
 from dataclasses import dataclass
 from html import escape
 
+from django.utils import translation
+
 UNSUBSCRIBE_URL = "%%MH_UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%MH_PREFERENCES_URL%%"
 NAME = "%%MH_NAME%%"
@@ -50,8 +52,6 @@ def substitute(template: str, values: dict[str, str]) -> str:
 
 def name_fallback(language: str) -> str:
     """NAME_FALLBACK in `language` (a newsletter's): what its greeting calls a reader who gave no name."""
-    from django.utils import translation
-
     with translation.override(language):
         # Translators: the greeting of an issue to a reader who gave no name, as in "Hi there,".
         return translation.gettext("there")

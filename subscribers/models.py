@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from newsletter.conf import app_settings
+
 
 def suppression_keys() -> list[str]:
     """The keys of the suppression list's hashes: the current one first, then every key that may still have
@@ -17,10 +19,10 @@ def suppression_keys() -> list[str]:
     SECRET_KEY_FALLBACKS are always tried too, because entries made before SUPPRESSION_HASH_KEY was set were keyed
     with them. `manage.py suppression_rehash` moves entries onto the current key."""
     keys = [
-        getattr(settings, "SUPPRESSION_HASH_KEY", "") or settings.SECRET_KEY,
-        *getattr(settings, "SUPPRESSION_HASH_KEY_FALLBACKS", []),
+        app_settings.SUPPRESSION_HASH_KEY,
+        *app_settings.SUPPRESSION_HASH_KEY_FALLBACKS,
         settings.SECRET_KEY,
-        *getattr(settings, "SECRET_KEY_FALLBACKS", []),
+        *settings.SECRET_KEY_FALLBACKS,
     ]
     return list(dict.fromkeys(k for k in keys if k))
 
@@ -72,10 +74,6 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return self.email
-
-    @property
-    def is_mailable(self) -> bool:
-        return self.status == self.Status.ACTIVE
 
 
 class Subscription(models.Model):

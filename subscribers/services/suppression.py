@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
+from newsletter import delivery
 from subscribers.models import (
     ConsentEvent,
     MailEvent,
@@ -82,8 +83,6 @@ def address_suppress(email: str, reason: str, source: str = ConsentEvent.Source.
     at once: every send claims only active subscribers, and their pending deliveries of issues in progress are
     skipped in this transaction.
     """
-    from .unsubscribe import deliveries_skip_for
-
     email = address_canonical(email)
     suppression, created = suppression_add(email, reason)
     if not created and suppression.reason == Suppression.Reason.ERASED and reason != Suppression.Reason.ERASED:
@@ -93,7 +92,7 @@ def address_suppress(email: str, reason: str, source: str = ConsentEvent.Source.
         created = True
     subscriber = subscribers_by_address(Subscriber.objects.all(), email).first()
     if subscriber:
-        deliveries_skip_for(subscriber, reason="suppressed")
+        delivery.subscriber_withdraw(subscriber.pk, reason="suppressed")
     if subscriber and subscriber.status != Subscriber.Status.SUPPRESSED:
         subscriber.status = Subscriber.Status.SUPPRESSED
         subscriber.save(update_fields=["status", "updated_at"])

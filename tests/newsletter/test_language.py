@@ -11,8 +11,7 @@ from newsletter.placeholders import PersonalValues
 from newsletter.services.composing import issue_preview
 from newsletter.services.rendering import issue_freeze, issue_render
 from subscribers.models import Subscriber, Subscription
-from tests.newsletter.compose_factories import NewsletterFactory, issue_with_articles
-from tests.newsletter.sending_helpers import drain, start
+from tests.factories import NewsletterFactory, issue_with_articles
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +62,7 @@ def test_an_english_newsletter_stays_english_under_a_spanish_request():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sent_issues_speak_their_newsletters_language_over_smtp(smtp_server):
+def test_sent_issues_speak_their_newsletters_language_over_smtp(smtp_server, start, drain):
     for language, email in (("es", "lectora@example.com"), ("en", "reader@example.com")):
         issue = issue_in(language, subject=f"Issue ({language})")
         if language == "en":

@@ -2,7 +2,6 @@
 part, sanitised article HTML, and errors an editor can act on."""
 
 from email import message_from_bytes, policy
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,8 +16,7 @@ from newsletter.services.rendering import RenderError, issue_freeze, issue_rende
 from newsletter.services.sanitizing import html_sanitize, markdown_to_html
 from subscribers import links, tokens
 from subscribers.models import Subscriber, Subscription
-from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles
-from tests.newsletter.sending_helpers import drain, start
+from tests.factories import ArticleFactory, issue_with_articles
 
 pytestmark = pytest.mark.django_db
 
@@ -219,7 +217,7 @@ def assert_equal_but_for_line_wrapping(received: str, preview: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_preview_is_what_the_smtp_server_receives(smtp_server, monkeypatch):
+def test_preview_is_what_the_smtp_server_receives(smtp_server, monkeypatch, start, drain):
     """The editor's preview (of the draft, before sending) against the HTML part decoded from the bytes the SMTP
     server received, for the same reader."""
     monkeypatch.setattr(tokens, "time", SimpleNamespace(time=lambda: 1_800_000_000))  # links signed alike
@@ -247,18 +245,6 @@ def test_the_wrapping_allowance_is_only_line_breaks():
         assert_equal_but_for_line_wrapping("<p>a\nb</p>", "<p>ab</p>")
     with pytest.raises(AssertionError):
         assert_equal_but_for_line_wrapping("<p>unsubscribe: x</p>", "<p>unsubscribe: y</p>")
-
-
-@pytest.fixture
-def broken_layout(settings, tmp_path):
-    """A layout folder of its own, so a test can break templates without touching the real ones."""
-    folder = tmp_path / "email" / "broken"
-    folder.mkdir(parents=True)
-    real = Path(settings.BASE_DIR) / "templates" / "email" / "default"
-    for f in real.iterdir():
-        (folder / f.name).write_text(f.read_text().replace("email/default/", "email/broken/"))
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
-    return folder
 
 
 def test_template_syntax_error_names_file_and_line(broken_layout):

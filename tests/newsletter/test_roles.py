@@ -8,7 +8,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from newsletter.roles import EDITOR_PERMISSIONS, SENDER_PERMISSIONS
 
-BEFORE = ("newsletter", "0003_delivery_claim_index_and_send_run")
+BEFORE = ("newsletter", "0004_sendrun_heartbeat_at")
 
 
 def perms(group: str) -> set[str]:

@@ -17,10 +17,7 @@ from subscribers.services.signup import subscriber_signup
 from subscribers.services.unsubscribe import subscriber_unsubscribe
 from subscribers.tasks import confirmation_send_task
 from subscribers.tokens import Purpose, read_token
-from tests.newsletter.sending_helpers import drain, make_issue, make_newsletter, received_by_address, start
-
-from .factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory, subscribed
-from .helpers import confirm_path, path_of
+from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory, issue_to_send, subscribed
 
 pytestmark = pytest.mark.django_db
 
@@ -43,9 +40,13 @@ def confirm_link_in(received) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_confirming_b_never_starts_a_that_a_stranger_asked_for(client, smtp_server, on_commit, settings):
-    issue_a = make_issue(make_newsletter("politics"), subject="A: the council votes")
-    issue_b = Issue.objects.create(newsletter=make_newsletter("weekend"), subject="B: the weekend", intro="Hello.")
+def test_confirming_b_never_starts_a_that_a_stranger_asked_for(
+    client, smtp_server, on_commit, path_of, start, drain, received_by_address
+):
+    issue_a = issue_to_send(NewsletterFactory(slug="politics", name="Politics"), subject="A: the council votes")
+    issue_b = Issue.objects.create(
+        newsletter=NewsletterFactory(slug="weekend", name="Weekend"), subject="B: the weekend", intro="Hello."
+    )
     for link in issue_a.items.all():
         IssueArticle.objects.create(issue=issue_b, article=link.article, position=link.position)
     a, b = issue_a.newsletter, issue_b.newsletter
@@ -76,7 +77,9 @@ def test_confirming_b_never_starts_a_that_a_stranger_asked_for(client, smtp_serv
     assert received_by_address(smtp_server) == {VICTIM: 1}
 
 
-def test_an_active_reader_adding_a_newsletter_gets_a_link_that_adds_just_that_one(client, smtp_server, on_commit):
+def test_an_active_reader_adding_a_newsletter_gets_a_link_that_adds_just_that_one(
+    client, smtp_server, on_commit, path_of
+):
     b = NewsletterFactory(slug="weekend", name="Weekend")
     a = NewsletterFactory(slug="politics", name="Politics")
     c = NewsletterFactory(slug="culture", name="Culture")
@@ -91,7 +94,9 @@ def test_an_active_reader_adding_a_newsletter_gets_a_link_that_adds_just_that_on
     assert states == {"weekend": "active", "politics": "active", "culture": "pending"}
 
 
-def test_a_pending_person_confirming_one_newsletter_leaves_their_other_signups_pending(client, newsletter):
+def test_a_pending_person_confirming_one_newsletter_leaves_their_other_signups_pending(
+    client, newsletter, confirm_path
+):
     other = NewsletterFactory(slug="weekend")
     for target in (newsletter, other):
         subscriber_signup(VICTIM, "", target, "t", "v1", "form")
@@ -106,7 +111,7 @@ def test_a_pending_person_confirming_one_newsletter_leaves_their_other_signups_p
     assert ConsentEvent.objects.filter(kind=ConsentEvent.Kind.CONFIRM).count() == 2
 
 
-def test_a_confirmation_link_naming_no_newsletter_confirms_nothing(client, newsletter):
+def test_a_confirmation_link_naming_no_newsletter_confirms_nothing(client, newsletter, confirm_path):
     pending = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
     SubscriptionFactory(subscriber=pending, newsletter=newsletter, status=Subscription.Status.PENDING)
     for method in ("get", "post"):
@@ -125,7 +130,7 @@ def test_resigning_up_after_unsubscribing_is_pending_again(newsletter):
     assert reader.subscriptions.get().status == Subscription.Status.PENDING
 
 
-def test_unsubscribing_from_everything_ends_pending_subscriptions_too(client, newsletter):
+def test_unsubscribing_from_everything_ends_pending_subscriptions_too(client, newsletter, confirm_path):
     other = NewsletterFactory(slug="weekend")
     reader = subscribed(newsletter)
     SubscriptionFactory(subscriber=reader, newsletter=other, status=Subscription.Status.PENDING)

@@ -14,9 +14,7 @@ from subscribers.services.bounces import mail_event_process
 from subscribers.services.importing import subscribers_import
 from subscribers.services.signup import SignupOutcome, subscriber_signup
 from subscribers.services.suppression import is_suppressed
-from tests.newsletter.sending_helpers import drain, make_issue, start
-
-from .factories import subscribed
+from tests.factories import issue_to_send, subscribed
 
 CANONICAL = address_normalise("Ana@BÜCHER.de")  # "Ana@bücher.de": the local part as typed, the domain in Unicode
 WIRE = "Ana@xn--bcher-kva.de"
@@ -32,9 +30,9 @@ def found_everywhere_later(newsletter) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_smtp_hard_bounce_to_an_idn_domain_suppresses_the_reader(smtp_server):
+def test_smtp_hard_bounce_to_an_idn_domain_suppresses_the_reader(smtp_server, start, drain):
     assert CANONICAL == "Ana@bücher.de"
-    issue = make_issue()
+    issue = issue_to_send()
     reader = Subscriber.objects.create(email=CANONICAL, status=Subscriber.Status.ACTIVE)
     Subscription.objects.create(subscriber=reader, newsletter=issue.newsletter, status=Subscription.Status.ACTIVE)
     smtp_server.rcpt_reply = lambda address: "550 5.1.1 no such mailbox" if "xn--" in address else None

@@ -10,13 +10,20 @@ from subscribers.services.importing import subscribers_import
 from subscribers.services.privacy import subscriber_erase
 from subscribers.services.signup import SignupOutcome, subscriber_signup
 from subscribers.services.suppression import address_suppress, is_suppressed
-
-from .factories import subscribed
+from tests.factories import subscribed
 
 pytestmark = pytest.mark.django_db
 
 OLD_KEY = "suppression-key-one-0123456789abcdefghijklmnopqrstuvwxyz"
 NEW_KEY = "suppression-key-two-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def keys(settings, current: str, fallbacks: list[str] | None = None) -> None:
+    settings.MASTHEAD = {
+        **settings.MASTHEAD,
+        "SUPPRESSION_HASH_KEY": current,
+        "SUPPRESSION_HASH_KEY_FALLBACKS": fallbacks or [],
+    }
 
 
 def rejected(newsletter) -> dict[str, str]:
@@ -27,7 +34,7 @@ def rejected(newsletter) -> dict[str, str]:
 
 def test_rotating_secret_key_as_the_readme_says_keeps_erased_and_complained_addresses_out(newsletter, settings):
     """SUPPRESSION_HASH_KEY unset: the list is keyed with SECRET_KEY, and its fallbacks are tried after a rotation."""
-    settings.SUPPRESSION_HASH_KEY = ""
+    keys(settings, "")
     address_suppress("complained@example.com", Suppression.Reason.COMPLAINT)
     subscriber_erase(subscribed(newsletter, email="erased@example.com"))
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
@@ -37,7 +44,7 @@ def test_rotating_secret_key_as_the_readme_says_keeps_erased_and_complained_addr
 
 
 def test_own_key_rotation_every_key_checked_then_rehashed(newsletter, settings):
-    settings.SUPPRESSION_HASH_KEY, settings.SUPPRESSION_HASH_KEY_FALLBACKS = OLD_KEY, []
+    keys(settings, OLD_KEY)
     subscribed(newsletter, email="complained@example.com")  # a suppressed reader keeps their row, so it re-hashes
     address_suppress("complained@example.com", Suppression.Reason.COMPLAINT)
     subscriber_erase(subscribed(newsletter, email="erased@example.com"))
@@ -46,7 +53,7 @@ def test_own_key_rotation_every_key_checked_then_rehashed(newsletter, settings):
     settings.SECRET_KEY = "a-brand-new-secret-key-after-rotation-0123456789abcdefghijkl"
     assert rejected(newsletter).keys() == {"complained@example.com", "erased@example.com"}
 
-    settings.SUPPRESSION_HASH_KEY, settings.SUPPRESSION_HASH_KEY_FALLBACKS = NEW_KEY, [OLD_KEY]
+    keys(settings, NEW_KEY, [OLD_KEY])
     assert rejected(newsletter).keys() == {"complained@example.com", "erased@example.com"}
     assert is_suppressed("Complained@Example.com")
     address_suppress("complained@example.com", Suppression.Reason.HARD_BOUNCE)  # found: no second entry
@@ -64,5 +71,5 @@ def test_own_key_rotation_every_key_checked_then_rehashed(newsletter, settings):
     assert "0 entries re-hashed under the current key" in out.getvalue() and "1 already were" in out.getvalue()
 
     # The old key retired: the re-hashed entry still holds; the erased address needed it, as the command said.
-    settings.SUPPRESSION_HASH_KEY_FALLBACKS = []
+    keys(settings, NEW_KEY)
     assert rejected(newsletter).keys() == {"complained@example.com"}

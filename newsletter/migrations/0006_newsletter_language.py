@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0004_roles_editors_senders'),
+        ('newsletter', '0005_roles_editors_senders'),
     ]
 
     operations = [

@@ -35,7 +35,7 @@ def roles_create(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("newsletter", "0003_delivery_claim_index_and_send_run"),
+        ("newsletter", "0004_sendrun_heartbeat_at"),
         ("subscribers", "0004_subscriber_language"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
