@@ -1,6 +1,8 @@
 """A newsletter has a language: its issues' fixed words (greeting, headings, footer, unsubscribe wording, date) and
 its archive page are in it, whatever the editor's, the reader's or the worker's language."""
 
+import xml.etree.ElementTree as ET
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -108,6 +110,13 @@ def test_the_archive_page_and_the_web_version_use_the_newsletters_language(clien
     english = NewsletterFactory(language="en", slug="english")
     page = client.get(reverse("newsletter:archive", args=[english.slug]), HTTP_ACCEPT_LANGUAGE="es").content.decode()
     assert "No issues have been sent yet." in page
+
+
+def test_the_feeds_are_in_the_newsletters_language(client):
+    newsletter = NewsletterFactory(language="es", slug="feed-es", name="Boletín", description="")
+    rss = client.get(reverse("newsletter:feed", args=[newsletter.slug]), HTTP_ACCEPT_LANGUAGE="en")
+    channel = ET.fromstring(rss.content).find("channel")
+    assert channel.findtext("language") == "es" and channel.findtext("description") == "Números de Boletín"
 
 
 def test_the_language_is_one_of_the_sites_languages(settings):

@@ -31,6 +31,7 @@ READER_MODULES = [
     "subscribers/views.py",
     "subscribers/services/emails.py",
     "newsletter/placeholders.py",
+    "newsletter/feeds.py",
 ]
 GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy"}
 
