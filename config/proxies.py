@@ -19,11 +19,15 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
+from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from newsletter.conf import app_settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# What a proxy tells us about the client; dropped from requests that did not come through one of ours.
+FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_FORWARDED")
 
 
 @dataclass(frozen=True)
@@ -109,4 +113,24 @@ class TrustedProxyMiddleware:
             peer = request.META.get("REMOTE_ADDR", "")
             request.META["MASTHEAD_PEER_ADDR"] = peer
             request.META["REMOTE_ADDR"] = client_address(peer, request.META.get("HTTP_X_FORWARDED_FOR", ""), proxies)
+            if not proxies.trusts(peer, 0):
+                # Not from our proxy: its forwarding headers are the client's own claims, so neither the address
+                # nor "this came over https" (BEHIND_PROXY's X-Forwarded-Proto) may be believed further in.
+                for header in FORWARDING_HEADERS:
+                    request.META.pop(header, None)
         return self.get_response(request)
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def proxies_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Behind a proxy without TRUSTED_PROXIES every visitor has the proxy's address: warn the operator."""
+    if settings.SECURE_PROXY_SSL_HEADER and not trusted_proxies(app_settings.TRUSTED_PROXIES).enabled:
+        return [
+            checks.Warning(
+                "BEHIND_PROXY is on but TRUSTED_PROXIES is not set: every visitor has the proxy's address, so the "
+                "whole site shares one signup rate limit and the consent ledger records the proxy.",
+                hint="Set TRUSTED_PROXIES to the proxy's address or network (e.g. 127.0.0.1 or 10.0.0.0/8), or 1.",
+                id="masthead.W001",
+            )
+        ]
+    return []

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
-from config.proxies import client_address, trusted_proxies
+from config.proxies import client_address, proxies_check, trusted_proxies
 from subscribers.models import ConsentEvent
 
 PROXY = "10.0.0.5"
@@ -87,3 +87,22 @@ def test_client_address(setting, peer, header, client):
 def test_a_bad_setting_is_a_clear_error():
     with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXIES: 'proxy.example.org'"):
         trusted_proxies("10.0.0.0/8, proxy.example.org")
+
+
+def test_https_claims_from_an_untrusted_peer_are_dropped(client, settings, db):
+    """With BEHIND_PROXY, X-Forwarded-Proto says the request came over https; only our proxy may say so."""
+    with_proxies(settings, "10.0.0.0/8")
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    direct = client.get("/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_PROTO="https")
+    assert direct.status_code == 301 and direct["Location"].startswith("https://")  # not taken for https
+    proxied = client.get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_PROTO="https", HTTP_X_FORWARDED_FOR="198.51.100.1")
+    assert proxied.status_code == 200
+
+
+def test_deploy_check_warns_behind_a_proxy_without_trusted_proxies(settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    with_proxies(settings, "")
+    assert [w.id for w in proxies_check()] == ["masthead.W001"]
+    with_proxies(settings, "127.0.0.1")
+    assert proxies_check() == []
