@@ -11,6 +11,12 @@ from django.utils.translation import gettext_lazy as _
 from .querysets import DeliveryQuerySet, IssueQuerySet
 
 
+def newsletter_default_language() -> str:
+    """The site's language (LANGUAGE_CODE) when it is one of LANGUAGES, else the first of them."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    return settings.LANGUAGE_CODE if settings.LANGUAGE_CODE in codes else codes[0]
+
+
 class Newsletter(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -22,6 +28,13 @@ class Newsletter(models.Model):
     template = models.CharField(max_length=100, default="default", help_text=_("MJML layout under templates/email/."))
     archive_public = models.BooleanField(default=True, help_text=_("List sent issues on the public archive."))
     created_at = models.DateTimeField(auto_now_add=True)
+    # The fixed words of its emails (greeting, headings, footer, unsubscribe wording) and of its archive page.
+    language = models.CharField(
+        max_length=16,
+        choices=settings.LANGUAGES,
+        default=newsletter_default_language,
+        help_text=_("The language of its emails and archive page."),
+    )
 
     class Meta:
         ordering = ["name"]
