@@ -90,7 +90,9 @@ def _delivery_for(message_id: str):
     if not bare:
         return None
     candidates = {message_id.strip(), bare, f"<{bare}>"}
-    return Delivery.objects.filter(message_id__in=candidates).select_related("issue", "subscriber").first()
+    # `exclude("")` states the partial index delivery_message_id's condition, so the planner may use it.
+    rows = Delivery.objects.filter(message_id__in=candidates).exclude(message_id="")
+    return rows.select_related("issue", "subscriber").first()
 
 
 def mail_event_process(event: MailEvent) -> str:

@@ -4,6 +4,8 @@ from django.db import transaction
 
 from subscribers.models import ConsentEvent, Subscriber, Suppression, email_hash
 
+from .addresses import subscribers_by_address
+
 
 def is_suppressed(email: str) -> bool:
     return Suppression.objects.filter(email_hash=email_hash(email)).exists()
@@ -24,7 +26,8 @@ def address_suppress(email: str, reason: str, source: str = ConsentEvent.Source.
         suppression.reason = reason
         suppression.save(update_fields=["reason"])
         created = True
-    subscriber = Subscriber.objects.filter(email__iexact=email.strip()).first()
+    # Through the lower(email) index: `iexact` compiles to UPPER(email) on PostgreSQL, which no index serves.
+    subscriber = subscribers_by_address(Subscriber.objects.all(), email).first()
     if subscriber:
         deliveries_skip_for(subscriber, reason="suppressed")
     if subscriber and subscriber.status != Subscriber.Status.SUPPRESSED:
