@@ -156,3 +156,22 @@ def test_address_fast_path_agrees_with_email_validator(raw):
     except InvalidAddress:
         got = None
     assert got == expected
+
+
+def test_a_bulk_import_leaves_the_planner_statistics_fresh(newsletter):
+    """A send pressed right after an import plans on the list as it now is: the import analyses what it grew
+    (pg_class.reltuples is what ANALYZE sets; autovacuum would not have come by yet)."""
+    from django.db import connection
+
+    from tests.conftest import require
+
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://…)")
+    rows = "email\n" + "".join(f"bulk{n}@example.com\n" for n in range(1500))
+    assert run(rows, newsletter).imported == 1500
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN (%s, %s)",
+            [Subscriber._meta.db_table, Subscription._meta.db_table],
+        )
+        tuples = dict(cursor.fetchall())
+    assert tuples == {Subscriber._meta.db_table: 1500, Subscription._meta.db_table: 1500}
