@@ -55,6 +55,16 @@ def _recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _log_slow(url: str, ms: int) -> None:
+    """Have PostgreSQL log the bench database's statements slower than `ms` (sessions opened from now on)."""
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{parts.path.lstrip("/")}" SET log_min_duration_statement = {int(ms)}')
+
+
 def _env(database_url: str, broker: str, port: int, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -326,6 +336,9 @@ def main(argv: list[str]) -> int:
         "--history", action="store_true", help="a ledger already holding 5 M deliveries and 1 M other subscribers"
     )
     parser.add_argument("--groups", type=int, default=1, help="worker groups, each with its own node name")
+    parser.add_argument(
+        "--log-slow", type=int, default=None, metavar="MS", help="log statements slower than MS in the server log"
+    )
     args = parser.parse_args(argv)
 
     database_url = os.environ.get("DATABASE_URL", "")
@@ -355,6 +368,8 @@ def main(argv: list[str]) -> int:
     else:
         _recreate_database(bench_url)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    if args.log_slow is not None:
+        _log_slow(bench_url, args.log_slow)
 
     import django
 
