@@ -59,8 +59,8 @@ def issue_create(newsletter, size_kb: int | None = None):
 
 def message_size(issue) -> int:
     """Bytes of one personalised message of the issue as it renders now (what each recipient's SMTP DATA holds)."""
+    from newsletter.delivery.messages import Recipient, personalise, skeleton_build
     from newsletter.models import Issue
-    from newsletter.services.messages import Recipient, personalise, skeleton_build
     from newsletter.services.rendering import issue_render
 
     issue = Issue.objects.select_related("newsletter").get(pk=issue.pk)

@@ -73,7 +73,7 @@ def _seed(rows: int, clients: int) -> tuple[int, list[tuple[str, int, int]]]:
 def _client(token: str, first: int, last: int, start, result) -> None:
     from django.db import connection
 
-    from newsletter.services.delivery import OutcomeWriter
+    from newsletter.delivery.outcomes import OutcomeWriter
 
     connection.ensure_connection()
     writer = OutcomeWriter(uuid.UUID(token))

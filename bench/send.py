@@ -290,7 +290,7 @@ class Backends:
 
 def _recovery_pass_ms(runs: int = 5) -> float:
     """What beat's recovery costs on the ledger as the send left it (every query it runs, nothing to repair)."""
-    from newsletter.services.recovery import issues_recover
+    from newsletter.delivery.recovery import issues_recover
 
     times = []
     for _ in range(runs):
@@ -377,10 +377,10 @@ def main(argv: list[str]) -> int:
     from django.db import connection
 
     from bench.issues import issue_create, newsletter_create
+    from newsletter.delivery.batch import skeleton_for
+    from newsletter.delivery.messages import Recipient, personalise
     from newsletter.models import Issue
     from newsletter.services import sending
-    from newsletter.services.delivery import skeleton_for
-    from newsletter.services.messages import Recipient, personalise
     from newsletter.services.rendering import issue_freeze
 
     mode = "operator's path (CSV import, then send at once)" if args.operator else "COPY-seeded list"

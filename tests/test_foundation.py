@@ -4,6 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -11,7 +12,8 @@ from django.core.management import call_command
 from newsletter.models import Article, Issue, IssueArticle, Newsletter, WorkerHeartbeat
 from newsletter.tasks import heartbeat_task
 from subscribers.models import Subscriber, Subscription
-from tests.conftest import ROOT, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -73,7 +75,7 @@ def test_seed_demo_is_idempotent():
 
 
 @pytest.mark.worker
-def test_celery_round_trip_through_a_real_worker(celery_worker):
+def test_celery_round_trip_through_a_real_worker(celery_worker, wait_for):
     worker = celery_worker()
     heartbeat_task.delay()
     beat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=30, what="the worker to run the task")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0003_delivery_claim_index_and_send_run'),
+        ('newsletter', '0004_sendrun_heartbeat_at'),
         ('subscribers', '0004_subscriber_language'),
     ]
 
