@@ -215,6 +215,12 @@ class Delivery(models.Model):
             models.Index(fields=["issue", "status"], name="delivery_issue_status"),
             # Claims walk pending rows by id (keyset); a partial index keeps that walk off the sent rows.
             models.Index(fields=["issue", "id"], condition=Q(status="pending"), name="delivery_pending"),
+            # Only in-flight rows are in these two, so they stay tiny however large the ledger grows: a batch
+            # releasing its claim, and recovery looking for leases that ran out.
+            models.Index(fields=["claim_token"], condition=Q(status="sending"), name="delivery_sending_claim"),
+            models.Index(fields=["lease_until"], condition=Q(status="sending"), name="delivery_sending_lease"),
+            # Webhooks find the delivery by the Message-ID they report; rows not yet sent have none.
+            models.Index(fields=["message_id"], condition=~Q(message_id=""), name="delivery_message_id"),
         ]
 
     def __str__(self) -> str:

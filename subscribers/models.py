@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
@@ -96,7 +97,13 @@ class Subscription(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subscriber", "newsletter"], name="subscription_once")]
-        indexes = [models.Index(fields=["newsletter", "status"], name="subscription_nl_status")]
+        indexes = [
+            models.Index(fields=["newsletter", "status"], name="subscription_nl_status"),
+            # Materialising walks a newsletter's active readers by subscriber id (keyset); this index is that walk.
+            models.Index(
+                fields=["newsletter", "subscriber"], condition=Q(status="active"), name="subscription_nl_active"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscriber} → {self.newsletter}"
