@@ -3,7 +3,12 @@
 import importlib
 import sys
 
-COMMANDS = {"send": "bench.send", "render": "bench.render", "import": "bench.import_subscribers"}
+COMMANDS = {
+    "send": "bench.send",
+    "render": "bench.render",
+    "import": "bench.import_subscribers",
+    "outcomes": "bench.outcomes",
+}
 
 
 def main(argv: list[str]) -> int:

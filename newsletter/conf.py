@@ -46,7 +46,9 @@ class Setting(Generic[T]):
         return value
 
     def from_env(self, env: Any) -> T:
-        reader = {str: env.str, int: env.int, float: env.float, bool: env.bool, dict: env.dict}[self.kind]
+        reader = {str: env.str, int: env.int, float: env.float, bool: env.bool, dict: env.dict, list: env.list}[
+            self.kind
+        ]
         return reader(self.name, default=self.default)
 
 
@@ -77,7 +79,13 @@ class MastheadSettings:
     POLICY_VERSION = Setting("2026-01", str, "recorded with every consent")
     CONSENT_IP_MODE = Setting("truncated", str, "how the consent ledger keeps IPs: full, truncated or hashed")
     SUPPRESSION_HASH_KEY = Setting("", str, "key of the suppression list's address hashes", lambda: settings.SECRET_KEY)
+    SUPPRESSION_HASH_KEY_FALLBACKS = Setting(
+        [], list, "old suppression keys, comma-separated: tried on every lookup until suppression_rehash moves them"
+    )
     RATE_LIMITS = Setting({}, dict, "public form limits overriding the defaults, e.g. signup_ip=30/h")
+    TRUSTED_PROXIES = Setting(
+        "", str, "proxies whose X-Forwarded-For is believed: a count (1) or CIDRs (10.0.0.0/8,192.0.2.10)"
+    )
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
 

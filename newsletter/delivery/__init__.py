@@ -64,7 +64,9 @@ def delivery_for_message_id(message_id: str) -> Delivery | None:
     if not bare:
         return None
     candidates = {message_id.strip(), bare, f"<{bare}>"}
-    return Delivery.objects.filter(message_id__in=candidates).select_related("issue", "subscriber").first()
+    # `exclude("")` states the partial index delivery_message_id's condition, so the planner may use it.
+    rows = Delivery.objects.filter(message_id__in=candidates).exclude(message_id="")
+    return rows.select_related("issue", "subscriber").first()
 
 
 __all__ = [

@@ -29,17 +29,30 @@ def mailable_subscribers(newsletter_id: int, rules: Rules | None = None) -> Quer
     return mailable.filter(rules_q(rules)) if rules else mailable
 
 
-def mailable_sql(newsletter_id: int, rules: Rules | None = None) -> tuple[str, str, list]:
-    """(FROM clause, WHERE condition, parameters in order) selecting mailable subscribers as `s`, within a
-    segment's `rules` when given, for raw SQL that needs keyset chunks (materialise). The FROM clause's one
-    parameter comes before the WHERE's."""
-    subscriber, subscription = Subscriber._meta.db_table, Subscription._meta.db_table
-    tables = f"{subscriber} s JOIN {subscription} m ON m.subscriber_id = s.id AND m.newsletter_id = %s"
+def subscribed_ids_sql(newsletter_id: int, after_id: int, limit: int) -> tuple[str, list]:
+    """(SQL, parameters) for the next `limit` ids, in order, of subscribers with an active subscription to the
+    newsletter after subscriber id `after_id`: materialise's keyset chunk. It walks the partial index
+    subscription_nl_active (newsletter, subscriber) where active, so its cost is the chunk's, never the list's or
+    the table's."""
+    subscription = Subscription._meta.db_table
+    sql = (
+        f"SELECT subscriber_id FROM {subscription} WHERE newsletter_id = %s AND status = %s AND subscriber_id > %s "
+        "ORDER BY subscriber_id LIMIT %s"
+    )
+    return sql, [newsletter_id, SUBSCRIPTION_STATUS, after_id, limit]
+
+
+def mailable_among_sql(subscriber_ids: list[int], postgres: bool, rules: Rules | None = None) -> tuple[str, str, list]:
+    """(FROM clause, WHERE condition, parameters) selecting as `s` those of `subscriber_ids` (all subscribed: from
+    subscribed_ids_sql) whose own status lets them be mailed, within a segment's `rules` when given. By primary
+    key: `= ANY(array)` on PostgreSQL, an IN list on SQLite (no arrays; looked up by primary key just the same)."""
+    members = "= ANY(%s)" if postgres else f"IN ({', '.join(['%s'] * len(subscriber_ids))})"
+    params = [subscriber_ids] if postgres else list(subscriber_ids)
     segment, segment_params = rules_sql(rules or {}, "s")
     return (
-        tables,
-        f"s.status = %s AND m.status = %s{segment}",
-        [newsletter_id, SUBSCRIBER_STATUS, SUBSCRIPTION_STATUS, *segment_params],
+        f"{Subscriber._meta.db_table} s",
+        f"s.id {members} AND s.status = %s{segment}",
+        [*params, SUBSCRIBER_STATUS, *segment_params],
     )
 
 
