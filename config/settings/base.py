@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "anymail",
     "newsletter",
     "subscribers",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -179,6 +180,7 @@ CELERY_TASK_ROUTES = {
     "newsletter.send_batch": {"queue": "bulk"},
     "newsletter.send_test": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
+    "api.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -186,6 +188,11 @@ CELERY_BEAT_SCHEDULE = {
     "newsletter-recover": {
         "task": "newsletter.recover",
         "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
+    },
+    # Due webhook deliveries (first tries whose queue message was lost, retries, expired leases).
+    "api-webhooks-dispatch": {
+        "task": "api.webhooks_dispatch",
+        "schedule": env.float("WEBHOOK_POLL_INTERVAL", default=10.0),
     },
 }
 CELERY_TIMEZONE = TIME_ZONE
@@ -221,6 +228,23 @@ MASTHEAD = {
     "SOFT_BOUNCE_LIMIT": env.int("SOFT_BOUNCE_LIMIT", default=3),
     # Article import by URL refuses loopback/private/link-local addresses (SSRF); true only for a closed network.
     "IMPORT_ALLOW_PRIVATE_URLS": env.bool("IMPORT_ALLOW_PRIVATE_URLS", default=False),
+    # --- REST API (/api/v1/) and outgoing webhooks ---
+    # Requests per API token (django-ratelimit rate: "600/m", "10000/h"); failed authentications per client IP.
+    "API_RATE_PER_TOKEN": env.str("API_RATE_PER_TOKEN", default="600/m"),
+    "API_AUTH_FAILURES_PER_IP": env.str("API_AUTH_FAILURES_PER_IP", default="30/m"),
+    # How long an Idempotency-Key is remembered (a retry within this window replays the first response).
+    "API_IDEMPOTENCY_HOURS": env.int("API_IDEMPOTENCY_HOURS", default=24),
+    "WEBHOOK_TIMEOUT_SECONDS": env.float("WEBHOOK_TIMEOUT_SECONDS", default=10),
+    # A claimed delivery whose worker died is tried again once its lease has expired (longer than the timeout).
+    "WEBHOOK_LEASE_SECONDS": env.float("WEBHOOK_LEASE_SECONDS", default=60),
+    # Retries wait base * 2^(attempt-1) seconds (±25 % jitter, at most MAX) and stop RETRY_HOURS after the event.
+    "WEBHOOK_RETRY_BASE_SECONDS": env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30),
+    "WEBHOOK_RETRY_MAX_SECONDS": env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600),
+    "WEBHOOK_RETRY_HOURS": env.float("WEBHOOK_RETRY_HOURS", default=72),
+    # An endpoint failing without a single success for this long is disabled (HTTP 410 disables it at once).
+    "WEBHOOK_DISABLE_AFTER_HOURS": env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=72),
+    # Webhook URLs resolving to loopback/private/link-local addresses are refused (SSRF) unless set.
+    "WEBHOOK_ALLOW_PRIVATE_URLS": env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False),
 }
 
 # --- Security ----------------------------------------------------------------------------------

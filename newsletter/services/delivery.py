@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from api.webhooks.outbox import smtp_bounce_notify
 from newsletter.models import Delivery, Issue, SendRun
 from newsletter.services import ratelimit
 from newsletter.services.messages import (
@@ -465,5 +466,6 @@ def _record(
             ConsentEvent.Source.BOUNCE,
             f"SMTP {outcome.code} {outcome.text}"[:300],
         )
+        smtp_bounce_notify(recipient.delivery_id, recipient.email, outcome.code, outcome.text)
     assert outcome.status == FAILED
     return owned

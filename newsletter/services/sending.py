@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, issue_payload
 from newsletter.models import Delivery, Issue, SendRun
 from newsletter.services.messages import TEST_TOKEN, AddressError, Recipient, personalise, skeleton_build, wire_address
 from newsletter.services.rendering import RenderError, issue_freeze, issue_render, issue_rendered
@@ -104,6 +105,7 @@ def issue_start_send(issue_id: int, user=None) -> bool:
             issue=issue,
             defaults={"materialised_at": None, "batch_started_at": now, "started_by": user},
         )
+        events_record("issue.started", issue_payload(issue))
         _materialise_later(issue.pk)
     log.info("issue %s: sending started", issue_id)
     return True
@@ -155,8 +157,10 @@ def issue_unschedule(issue: Issue) -> None:
 
 def issue_pause(issue: Issue, reason: str = "") -> None:
     """Stop sending within a second: running batches see the status, give back their unsent rows and end."""
-    if not issue.transition_to(Issue.Status.PAUSED):
-        raise SendError("Only an issue that is sending can be paused.")
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        if not issue.transition_to(Issue.Status.PAUSED):
+            raise SendError("Only an issue that is sending can be paused.")
+        events_record("issue.paused", issue_payload(issue, reason=reason))
     log.info("issue %s: paused%s", issue.pk, f" ({reason})" if reason else "")
 
 
@@ -190,7 +194,10 @@ def issue_finish(issue_id: int) -> bool:
         return False
     if Delivery.objects.filter(issue_id=issue_id, status__in=OPEN_STATES).exists():
         return False
-    finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+        if finished:
+            events_record("issue.sent", issue_payload(Issue.objects.select_related("newsletter").get(pk=issue_id)))
     if finished:
         log.info("issue %s: sent", issue_id)
     return finished

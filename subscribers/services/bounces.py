@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from api.webhooks.outbox import mail_event_notify
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression
 
 from .addresses import subscribers_by_address
@@ -119,6 +120,7 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str) -> str:
     detail = f"{event.esp}: {event.get_kind_display()}"
     if not address:
         return "no address"
+    mail_event_notify(event, address)
     if event.kind == Kind.HARD_BOUNCE:
         address_suppress(address, Suppression.Reason.HARD_BOUNCE, ConsentEvent.Source.WEBHOOK, detail)
         return "suppressed (hard bounce)"

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, subscriber_payload
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
 
 from .addresses import address_normalise, name_clean, subscribers_by_address
@@ -120,6 +121,12 @@ def subscriber_signup(
     if not _claim_email_slot(subscriber):
         outcome = SignupOutcome.THROTTLED
     subscriber.save()
+    if created:
+        events_record(
+            "subscriber.created",
+            subscriber_payload(subscriber, newsletter=newsletter.slug),
+            subscriber_id=subscriber.pk,
+        )
     if outcome != SignupOutcome.THROTTLED:
         subscriber_id, newsletter_id = subscriber.pk, newsletter.pk
         transaction.on_commit(lambda: confirmation_send_task.delay(subscriber_id, newsletter_id))
