@@ -31,6 +31,16 @@ def article_by_external_id(external_id: str) -> Article | None:
     return link.article if link else None
 
 
+def _duplicates_check(fields: dict[str, Any], article: Article | None) -> None:
+    for name in ("canonical_url", "guid"):
+        value = fields.get(name)
+        if not value:
+            continue
+        other = Article.objects.filter(**{name: value}).exclude(pk=getattr(article, "pk", None)).first()
+        if other is not None:
+            raise ArticleConflict(f"Article {other.pk} (“{other.headline[:60]}”) already has this {name}.")
+
+
 def article_upsert(external_id: str, fields: dict[str, Any], *, create_only: bool = False) -> tuple[Article, bool]:
     """Create the article known to the CMS as `external_id`, or replace its fields. `fields` are the editable
     article fields (see ARTICLE_EDITABLE_FIELDS) plus optional `body_markdown`. Returns (article, created).
@@ -49,6 +59,7 @@ def article_upsert(external_id: str, fields: dict[str, Any], *, create_only: boo
         link = link.first()
         if link and create_only:
             raise ArticleConflict(f"An article with external_id {external_id!r} exists; update it with PUT.")
+        _duplicates_check(fields, link.article if link else None)
         form = ArticleImportForm(data=fields, instance=link.article if link else None)
         if not form.is_valid():
             raise ArticleInvalid({name: list(messages) for name, messages in form.errors.items()})

@@ -1,6 +1,7 @@
 """Tokens (hashed, revocable, last-used), permissions per token, and the problem-details shape of every error."""
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from api.models import ApiToken, token_digest
@@ -153,3 +154,27 @@ def test_openapi_document_and_docs_are_served(client):
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_admin_shows_a_new_token_once_and_revokes_it(admin_client, admin_user, newsletter):
+    response = admin_client.post(reverse("admin:api_apitoken_add"), {"user": admin_user.pk, "name": "CMS"})
+    assert response.status_code == 200
+    token = ApiToken.objects.get()
+    raw = response.context["plaintext"]
+    assert raw in response.content.decode() and token.digest == token_digest(raw)
+    assert raw not in admin_client.get(reverse("admin:api_apitoken_change", args=[token.pk])).content.decode()
+    assert ApiClient(raw).call("GET", "/newsletters/").status_code == 200
+
+    admin_client.post(
+        reverse("admin:api_apitoken_changelist"), {"action": "revoke_selected", "_selected_action": [token.pk]}
+    )
+    assert_problem(ApiClient(raw).call("GET", "/newsletters/"), 401)
+
+
+def test_staff_cannot_mint_a_token_for_someone_else(client, admin_user):
+    clerk = user_with_perms("clerk", "add_apitoken", "view_apitoken")
+    client.force_login(clerk)
+    response = client.post(reverse("admin:api_apitoken_add"), {"user": admin_user.pk, "name": "escalate"})
+    assert response.status_code == 200 and not ApiToken.objects.exists()  # the form offers only themselves
+    client.post(reverse("admin:api_apitoken_add"), {"user": clerk.pk, "name": "mine"})
+    assert ApiToken.objects.get().user == clerk
