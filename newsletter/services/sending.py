@@ -167,6 +167,9 @@ def issue_pause(issue: Issue, reason: str = "") -> None:
 def issue_resume(issue: Issue) -> None:
     """Carry on where the send stopped; nobody who got it gets it again."""
     with transaction.atomic():
+        # A draft may also move to sending (when it starts), but only issue_start_send freezes it: resume is for paused.
+        if Issue.objects.filter(pk=issue.pk).values_list("status", flat=True).first() != Issue.Status.PAUSED:
+            raise SendError("Only a paused issue can be resumed.")
         if not issue.transition_to(Issue.Status.SENDING):
             raise SendError("Only a paused issue can be resumed.")
         SendRun.objects.filter(pk=issue.pk).update(batch_started_at=timezone.now())
