@@ -114,9 +114,10 @@ def receiver(settings) -> Iterator[Receiver]:
             with state.lock:
                 state.requests.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
                 status = state.statuses.pop(0) if state.statuses else 200
-            if state.hold is not None:
+            hold = state.hold
+            if hold is not None:
                 state.holding.set()
-                state.hold.wait(60)
+                hold.wait(60)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()
