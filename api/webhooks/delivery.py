@@ -86,14 +86,12 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Ans
 
 
 def _claim(delivery_id: int) -> uuid.UUID | None:
-    """Take the delivery for one attempt, or None when it is not due, in flight elsewhere, finished, or its
-    endpoint is disabled. One conditional UPDATE: of two workers, exactly one wins."""
-    if not WebhookDelivery.objects.filter(pk=delivery_id, endpoint__is_active=True).exists():
-        return None
+    """Take the delivery for one attempt, or None when it is not due, in flight elsewhere or finished. One
+    conditional UPDATE: of two workers, exactly one wins. Only this row's own columns are in the WHERE (no join),
+    so PostgreSQL re-checks them on the row a concurrent claim just committed and the second claim updates
+    nothing."""
     now = timezone.now()
     token = uuid.uuid4()
-    # Only this row's own columns in the WHERE (no join): PostgreSQL re-checks them on the row a concurrent claim
-    # just committed, so the second of two simultaneous claims updates nothing.
     claimed = (
         WebhookDelivery.objects.filter(pk=delivery_id)
         .filter(Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(status=Status.DELIVERING, lease_until__lte=now))
@@ -109,13 +107,18 @@ def _claim(delivery_id: int) -> uuid.UUID | None:
 
 
 def webhook_deliver(delivery_id: int) -> str:
-    """One attempt of one delivery, if it is due. Safe to run any number of times, concurrently too: only the
-    claim's owner sends. Returns what happened (for the task's log)."""
+    """One attempt of one delivery, if it is due and its endpoint enabled. Safe to run any number of times,
+    concurrently too: only the claim's owner sends. Returns what happened (for the task's log)."""
     token = _claim(delivery_id)
     if token is None:
         return "not due"
     delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
     endpoint, event = delivery.endpoint, delivery.event
+    if not endpoint.is_active:  # disabled since the row was queued: give the claim back, untried
+        WebhookDelivery.objects.filter(pk=delivery_id, claim_token=token).update(
+            status=Status.PENDING, attempts=F("attempts") - 1, lease_until=None, claim_token=None
+        )
+        return "endpoint disabled"
     started = timezone.now()
     headers = {
         "Content-Type": "application/json",
@@ -146,7 +149,8 @@ def _record(delivery: WebhookDelivery, token: uuid.UUID, answer: Answer, started
         common = {"last_status_code": answer.status_code, "last_error": answer.error[:EXCERPT], "updated_at": now}
         if answer.ok:
             owned.update(status=Status.DELIVERED, delivered_at=now, lease_until=None, claim_token=None, **common)
-            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+            if endpoint.failing_since is not None:
+                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
             return f"delivered ({answer.status_code})"
         if answer.status_code == 410:
             owned.update(status=Status.FAILED, lease_until=None, claim_token=None, **common)

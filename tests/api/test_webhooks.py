@@ -154,7 +154,8 @@ def test_sustained_failure_disables_the_endpoint(receiver):
     assert not endpoint.is_active and "Every attempt failed since" in endpoint.disabled_reason
     assert WebhookDelivery.objects.get().status == "pending"  # kept: re-enabling sends it
     make_due()
-    assert deliver_all() == ["not due"]  # a disabled endpoint gets nothing
+    assert deliver_all() == ["endpoint disabled"]  # a disabled endpoint gets nothing
+    assert receiver.requests[-1:] and len(receiver.requests) == 1 and WebhookDelivery.objects.get().attempts == 1
 
 
 def test_private_addresses_are_refused_by_the_ssrf_guard(receiver, settings, admin_client):
