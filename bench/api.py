@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.send import Workers, _env, _fail, _purge_queues, _recreate_database
+from bench.send import Workers, _cpu_seconds, _env, _fail, _purge_queues, _recreate_database, _tree
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIBERS = 10_000
@@ -116,9 +116,10 @@ def _wrk(url: str, token: str, seconds: float, connections: int, script: str | N
     finally:
         Path(lua.name).unlink(missing_ok=True)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    count = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     p99 = re.search(r"99%\s+(\S+)", out)
-    return rate, f"p99 {p99.group(1) if p99 else '?'}, non-2xx {errors.group(1) if errors else 0}"
+    return rate, count, f"p99 {p99.group(1) if p99 else '?'}, non-2xx {errors.group(1) if errors else 0}"
 
 
 def _python_client(port: int, path: str, token: str, requests: int, connections: int, body: dict | None):
@@ -220,6 +221,7 @@ def main(argv: list[str]) -> int:
         cwd=ROOT, env=env,
     )  # fmt: skip
     use_wrk = shutil.which("wrk") is not None
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
     print(f"gunicorn, 2 workers; load: {'wrk' if use_wrk else 'Python client'}, {args.connections} connections; "
           f"{SUBSCRIBERS:,} subscribers; machine: {os.cpu_count()} cores")  # fmt: skip
     try:
@@ -230,12 +232,18 @@ def main(argv: list[str]) -> int:
         runs = [("subscriber read (GET /subscribers/lookup)", read_path, None),
                 ("article upsert (PUT /articles/{external_id})", "/api/v1/articles/", ARTICLE)]  # fmt: skip
         for label, path, payload in runs:
+            cpu_before = sum(_cpu_seconds(p) for p in _tree(gunicorn.pid))
             if use_wrk:
                 script = WRK_UPSERT % {"token": token, "body": body} if payload else None
-                rate, detail = _wrk(f"http://127.0.0.1:{port}{path}", token, args.seconds, args.connections, script)
+                rate, count, detail = _wrk(
+                    f"http://127.0.0.1:{port}{path}", token, args.seconds, args.connections, script
+                )
             else:
-                rate, detail = _python_client(port, path, token, args.requests, args.connections, payload)
-            print(f"{label:<46} {rate:>8,.0f} requests/s  ({detail})")
+                rate, count, detail = _python_client(port, path, token, args.requests, args.connections, payload)
+            cpu = sum(_cpu_seconds(p) for p in _tree(gunicorn.pid)) - cpu_before
+            per_request = 1000 * cpu / max(count, 1)
+            print(f"{label:<46} {rate:>8,.0f} requests/s  {per_request:.2f} ms gunicorn CPU per request  "
+                  f"({count:,} requests, {detail})")  # fmt: skip
     finally:
         gunicorn.terminate()
         gunicorn.wait(30)
