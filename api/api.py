@@ -2,6 +2,8 @@
 problem details for every error, the OpenAPI document at /api/v1/openapi.json and docs at /api/v1/docs."""
 
 from django.http import HttpRequest
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
 from api.auth import TokenAuth
@@ -36,6 +38,15 @@ api.add_router("/subscribers", subscribers.router)
 api.add_router("/suppressions", suppressions.router)
 
 
+@csrf_exempt  # an API client has no CSRF token; this view changes nothing
 def not_found(request: HttpRequest, rest: str = ""):
     """Unknown paths under /api/v1/ answer a problem too, not the site's HTML 404 page."""
-    return problem_response(request, 404, f"No API resource at {request.path}.", kind="not-found")
+    detail = f"No API resource at {request.path}."
+    if not request.path.endswith("/"):
+        try:
+            resolve(request.path + "/")
+        except Resolver404:
+            pass
+        else:
+            detail += f" Did you mean {request.path}/ (with the trailing slash)?"
+    return problem_response(request, 404, detail, kind="not-found")

@@ -43,7 +43,7 @@ def _fingerprint(request) -> str:
 
 
 def _replay(record: IdempotencyKey) -> HttpResponse:
-    response = HttpResponse(json.dumps(record.response), status=record.status_code, content_type="application/json")
+    response = HttpResponse(record.response, status=record.status_code, content_type="application/json")
     response["Idempotent-Replayed"] = "true"
     return response
 
@@ -81,10 +81,10 @@ def idempotent(schema):
                     return _replay(record)
                 result = view(request, *args, **kwargs)  # a ninja Status
                 status = result.status_code
-                body = schema.model_validate(result.value, from_attributes=True).model_dump(mode="json")
+                body = json.dumps(schema.model_validate(result.value, from_attributes=True).model_dump(mode="json"))
                 record.status_code, record.response = status, body
                 record.save(update_fields=["status_code", "response"])
-            return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+            return HttpResponse(body, status=status, content_type="application/json")
 
         return wrapped
 

@@ -61,7 +61,7 @@ class IdempotencyKey(models.Model):
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text=_("SHA-256 of method, path and body."))
     status_code = models.PositiveSmallIntegerField(null=True)
-    response = models.JSONField(null=True)
+    response = models.TextField(blank=True, help_text=_("The first answer's body, replayed byte for byte."))
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -1,6 +1,7 @@
 """Tokens (hashed, revocable, last-used), permissions per token, and the problem-details shape of every error."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -88,6 +89,10 @@ def test_not_found_is_a_problem_for_unknown_objects_and_unknown_paths(admin_api)
     assert_problem(admin_api.call("GET", "/issues/999999"), 404)
     assert_problem(admin_api.call("GET", "/articles/no-such-story"), 404)
     assert_problem(admin_api.call("GET", "/no/such/endpoint"), 404)
+    strict = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {admin_api.token}")
+    response = strict.post("/api/v1/articles", {"headline": "x"}, content_type="application/json")
+    problem = assert_problem(response, 404)  # not the CSRF failure page
+    assert "Did you mean /api/v1/articles/" in problem["detail"]
 
 
 def test_validation_errors_are_422_with_a_message_per_field(admin_api, newsletter):
