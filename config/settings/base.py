@@ -190,6 +190,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
     },
     # Due webhook deliveries (first tries whose queue message was lost, retries, expired leases).
+    "api-prune": {"task": "api.prune", "schedule": 3600.0},
     "api-webhooks-dispatch": {
         "task": "api.webhooks_dispatch",
         "schedule": env.float("WEBHOOK_POLL_INTERVAL", default=10.0),
@@ -245,6 +246,8 @@ MASTHEAD = {
     "WEBHOOK_DISABLE_AFTER_HOURS": env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=72),
     # Webhook URLs resolving to loopback/private/link-local addresses are refused (SSRF) unless set.
     "WEBHOOK_ALLOW_PRIVATE_URLS": env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False),
+    # Finished webhook events and their delivery log are kept this many days.
+    "WEBHOOK_LOG_DAYS": env.int("WEBHOOK_LOG_DAYS", default=30),
 }
 
 # --- Security ----------------------------------------------------------------------------------

@@ -277,3 +277,22 @@ def test_issue_events(receiver, newsletter, smtp_server):
     paused = json.loads(WebhookEvent.objects.get(type="issue.paused").body)["data"]
     assert paused == {"id": issue.pk, "newsletter": "daily-brief", "subject": issue.subject, "status": "paused",
                       "reason": "complaints"}  # fmt: skip
+
+
+def test_old_finished_events_and_keys_are_pruned(receiver, admin_api):
+    from api.models import IdempotencyKey
+    from api.services.retention import api_records_prune
+
+    endpoint_for(receiver)
+    events_record("issue.sent", {"id": 1})
+    events_record("issue.sent", {"id": 2})
+    deliver_all()
+    receiver.statuses = [500]
+    events_record("issue.sent", {"id": 3})
+    deliver_all()  # still pending: kept however old
+    WebhookEvent.objects.update(created_at=timezone.now() - timedelta(days=31))
+    admin_api.call("POST", "/articles/", {"external_id": "p-1", "headline": "x"}, **{"Idempotency-Key": "k1"})
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(days=2))
+    assert api_records_prune()["idempotency_keys"] == 1
+    assert list(WebhookEvent.objects.values_list("type", flat=True)) == ["issue.sent"]
+    assert WebhookDelivery.objects.get().status == "pending" and WebhookAttempt.objects.count() == 1
