@@ -157,6 +157,9 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a task for it was last put on the queue (cleared when a worker claims it): the dispatcher does not queue
+    # it again within a lease, so a backlog is never multiplied.
+    queued_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.UUIDField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)

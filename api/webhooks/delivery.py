@@ -98,6 +98,7 @@ def _claim(delivery_id: int) -> uuid.UUID | None:
         .update(
             status=Status.DELIVERING,
             claim_token=token,
+            queued_at=None,
             lease_until=now + timedelta(seconds=_conf("WEBHOOK_LEASE_SECONDS", 60)),
             attempts=F("attempts") + 1,
             updated_at=now,
@@ -218,7 +219,12 @@ def delivery_replay(delivery: WebhookDelivery) -> bool:
         changed = (
             WebhookDelivery.objects.filter(pk=delivery.pk)
             .exclude(status=Status.DELIVERING, lease_until__gt=timezone.now())
-            .update(status=Status.PENDING, next_attempt_at=timezone.now(), updated_at=timezone.now())
+            .update(
+                status=Status.PENDING,
+                next_attempt_at=timezone.now(),
+                queued_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
         )
         if changed:
             from api.tasks import webhook_deliver_task
@@ -229,17 +235,22 @@ def delivery_replay(delivery: WebhookDelivery) -> bool:
 
 def webhooks_dispatch(limit: int = 1000) -> int:
     """Queue a task for every due delivery: retries whose time has come, first attempts whose queue message was
-    lost (a Redis flush), and claims whose lease expired (the worker died). Beat runs it every
-    WEBHOOK_POLL_INTERVAL seconds; safe to run any number of times (a task finds nothing to claim twice)."""
+    lost (a Redis flush), and claims whose lease expired (the worker died). A row already queued within the last
+    lease is left alone, so a backlog is not queued twice over. Beat runs this every WEBHOOK_POLL_INTERVAL
+    seconds; safe to run any number of times (a task finds nothing to claim twice)."""
     from api.tasks import webhook_deliver_task
 
     now = timezone.now()
+    requeue_before = now - timedelta(seconds=_conf("WEBHOOK_LEASE_SECONDS", 60))
     due = list(
         WebhookDelivery.objects.filter(endpoint__is_active=True)
         .filter(Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(status=Status.DELIVERING, lease_until__lte=now))
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lte=requeue_before))
         .order_by("next_attempt_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
+    if due:
+        WebhookDelivery.objects.filter(pk__in=due).update(queued_at=now)
     for delivery_id in due:
         webhook_deliver_task.delay(delivery_id)
     return len(due)

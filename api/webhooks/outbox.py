@@ -33,7 +33,7 @@ def events_record(type: str, payload: dict[str, Any], *, subscriber_id: int | No
         subscriber_id=subscriber_id,
     )
     deliveries = WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now) for endpoint in endpoints
+        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, queued_at=now) for endpoint in endpoints
     )
     ids = [d.pk for d in deliveries]
     if ids[0] is None:  # backends without RETURNING on bulk insert (older SQLite)

@@ -246,7 +246,12 @@ def test_dispatch_queues_due_and_abandoned_deliveries_only(receiver):
     # A worker died holding the second one: its lease has expired.
     WebhookDelivery.objects.filter(pk=second.pk).update(status="delivering", lease_until=timezone.now())
     WebhookDelivery.objects.filter(pk=third.pk).update(status="delivered")
+    # Their first tasks were queued when they were recorded: nothing is queued twice within a lease.
+    assert webhooks_dispatch() == 0
+    WebhookDelivery.objects.update(queued_at=timezone.now() - timedelta(minutes=2))
     assert webhooks_dispatch() == 1
+    assert webhooks_dispatch() == 0  # just queued
+    assert WebhookDelivery.objects.get(pk=second.pk).queued_at > timezone.now() - timedelta(seconds=5)
 
 
 @pytest.mark.django_db(transaction=True)
