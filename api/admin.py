@@ -2,7 +2,6 @@
 log with a replay button). Adapters only: each action checks a permission and calls a service."""
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -21,6 +20,7 @@ from api.webhooks.delivery import (
     endpoint_enable,
     endpoint_rotate_secret,
 )
+from newsletter.conf import app_settings
 from newsletter.services.importing import url_refusal
 
 # --- API tokens -------------------------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
-        refusal = url_refusal(url, allow_private=settings.MASTHEAD.get("WEBHOOK_ALLOW_PRIVATE_URLS", False))
+        refusal = url_refusal(url, allow_private=app_settings.WEBHOOK_ALLOW_PRIVATE_URLS)
         if refusal:
             raise forms.ValidationError(
                 _("Masthead will not send requests to this URL: %(why)s. Webhooks go to public addresses only "

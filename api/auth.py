@@ -2,17 +2,17 @@
 
 A token acts as its user: `request.auth` is the user, so every operation checks the user's own Django
 permissions (an editor's token cannot send an issue). Limits use django-ratelimit on the shared cache, like the
-public forms: MASTHEAD["API_RATE_PER_TOKEN"] per token, MASTHEAD["API_AUTH_FAILURES_PER_IP"] failed attempts per
+public forms: API_RATE_PER_TOKEN per token, API_AUTH_FAILURES_PER_IP failed attempts per
 client address (guessing tokens is slowed down before it starts).
 """
 
-from django.conf import settings
 from django_ratelimit.core import get_usage
 from ninja.errors import Throttled
 from ninja.security import HttpBearer
 
 from api.errors import ApiProblem
 from api.services.tokens import api_token_authenticate
+from newsletter.conf import app_settings
 
 
 def _limited(request, group: str, key: str, rate: str) -> None:
@@ -27,17 +27,12 @@ class TokenAuth(HttpBearer):
     def authenticate(self, request, token: str):
         api_token = api_token_authenticate(token)
         if api_token is None:
-            _limited(
-                request, "api:auth-failures", request.META.get("REMOTE_ADDR", ""), _rate("API_AUTH_FAILURES_PER_IP")
-            )
+            client = request.META.get("REMOTE_ADDR", "")
+            _limited(request, "api:auth-failures", client, app_settings.API_AUTH_FAILURES_PER_IP)
             return None
-        _limited(request, "api:token", str(api_token.pk), _rate("API_RATE_PER_TOKEN"))
+        _limited(request, "api:token", str(api_token.pk), app_settings.API_RATE_PER_TOKEN)
         request.api_token = api_token
         return api_token.user
-
-
-def _rate(name: str) -> str:
-    return settings.MASTHEAD.get(name) or {"API_RATE_PER_TOKEN": "600/m", "API_AUTH_FAILURES_PER_IP": "30/m"}[name]
 
 
 def require(request, *permissions: str) -> None:

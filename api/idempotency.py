@@ -3,7 +3,7 @@ gets the first call's answer again instead of a second article, issue or signup.
 
 The key is recorded in the create's own transaction, so the key exists exactly when the creation committed; a
 concurrent retry waits on the key's unique index until the first commits, then replays its answer. A key reused
-with a different request is a 422; keys are remembered for MASTHEAD["API_IDEMPOTENCY_HOURS"].
+with a different request is a 422; keys are remembered for API_IDEMPOTENCY_HOURS.
 """
 
 import functools
@@ -12,7 +12,6 @@ import json
 from datetime import timedelta
 from typing import Annotated
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
@@ -20,6 +19,7 @@ from ninja import Header
 
 from api.errors import ApiProblem
 from api.models import IdempotencyKey
+from newsletter.conf import app_settings
 
 HEADER = "Idempotency-Key"
 # Documents the header on an operation (the decorator reads it from the request itself).
@@ -59,7 +59,7 @@ def idempotent(schema):
             if key is None:
                 return view(request, *args, **kwargs)
             fingerprint = _fingerprint(request)
-            window = timedelta(hours=float(settings.MASTHEAD.get("API_IDEMPOTENCY_HOURS", 24)))
+            window = timedelta(hours=app_settings.API_IDEMPOTENCY_HOURS)
             with transaction.atomic():
                 IdempotencyKey.objects.filter(
                     user=request.auth, key=key, created_at__lt=timezone.now() - window

@@ -8,6 +8,7 @@ COMMANDS = {
     "send": "bench.send",
     "render": "bench.render",
     "import": "bench.import_subscribers",
+    "outcomes": "bench.outcomes",
     "api": "bench.api",
 }
 

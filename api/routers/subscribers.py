@@ -14,6 +14,7 @@ from api.auth import require
 from api.errors import field_problem
 from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.schemas import Email, Id, Limit, Slug, Text, cursor_dump, cursor_load
+from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 from subscribers.services.addresses import InvalidAddress, address_normalise, subscribers_by_address
@@ -115,7 +116,7 @@ def subscribers_create(request, payload: SignupIn, idempotency_key: IdempotencyK
         payload.name,
         newsletter,
         consent_text=payload.consent_text,
-        policy_version=payload.policy_version or settings.MASTHEAD["POLICY_VERSION"],
+        policy_version=payload.policy_version or app_settings.POLICY_VERSION,
         source=ConsentEvent.Source.API,
         ip=str(payload.ip or ""),
         user_agent=payload.user_agent,

@@ -17,13 +17,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from api.webhooks.signing import endpoint_secrets, signature_headers
+from newsletter.conf import app_settings
 from newsletter.services.importing import UnsafeAddressError, guarded_opener, url_refusal
 
 log = logging.getLogger(__name__)
@@ -33,19 +33,15 @@ EXCERPT = 500
 Status = WebhookDelivery.Status
 
 
-def _conf(name: str, default: float) -> float:
-    return float(settings.MASTHEAD.get(name, default))
-
-
 def _private_allowed() -> bool:
-    return bool(settings.MASTHEAD.get("WEBHOOK_ALLOW_PRIVATE_URLS", False))
+    return bool(app_settings.WEBHOOK_ALLOW_PRIVATE_URLS)
 
 
 def backoff_seconds(attempts: int) -> float:
     """Wait before attempt `attempts + 1`: base * 2^(attempts-1), at most the maximum, ±25 % jitter so that many
     failing deliveries do not retry in lockstep."""
-    base = _conf("WEBHOOK_RETRY_BASE_SECONDS", 30)
-    delay = min(base * 2 ** max(0, attempts - 1), _conf("WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600))
+    base = float(app_settings.WEBHOOK_RETRY_BASE_SECONDS)
+    delay = min(base * 2 ** max(0, attempts - 1), float(app_settings.WEBHOOK_RETRY_MAX_SECONDS))
     return delay * random.uniform(0.75, 1.25)
 
 
@@ -99,7 +95,7 @@ def _claim(delivery_id: int) -> uuid.UUID | None:
             status=Status.DELIVERING,
             claim_token=token,
             queued_at=None,
-            lease_until=now + timedelta(seconds=_conf("WEBHOOK_LEASE_SECONDS", 60)),
+            lease_until=now + timedelta(seconds=float(app_settings.WEBHOOK_LEASE_SECONDS)),
             attempts=F("attempts") + 1,
             updated_at=now,
         )
@@ -127,7 +123,7 @@ def webhook_deliver(delivery_id: int) -> str:
         **signature_headers(event.msg_id, event.body, endpoint_secrets(endpoint, started), started),
     }
     clock = time.monotonic()
-    timeout = min(_conf("WEBHOOK_TIMEOUT_SECONDS", 10), _conf("WEBHOOK_LEASE_SECONDS", 60) * 0.8)
+    timeout = min(float(app_settings.WEBHOOK_TIMEOUT_SECONDS), float(app_settings.WEBHOOK_LEASE_SECONDS) * 0.8)
     answer = _post(endpoint.url, event.body.encode(), headers, timeout)
     duration_ms = int((time.monotonic() - clock) * 1000)
     return _record(delivery, token, answer, started, duration_ms)
@@ -158,7 +154,7 @@ def _record(delivery: WebhookDelivery, token: uuid.UUID, answer: Answer, started
             endpoint_disable(endpoint, "The endpoint answered 410 Gone: it asked not to receive events any more.")
             return "410: endpoint disabled"
         next_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
-        give_up_at = delivery.event.created_at + timedelta(hours=_conf("WEBHOOK_RETRY_HOURS", 72))
+        give_up_at = delivery.event.created_at + timedelta(hours=float(app_settings.WEBHOOK_RETRY_HOURS))
         if next_at > give_up_at:
             owned.update(status=Status.FAILED, lease_until=None, claim_token=None, **common)
             outcome = f"gave up after {delivery.attempts} attempts"
@@ -172,7 +168,7 @@ def _record(delivery: WebhookDelivery, token: uuid.UUID, answer: Answer, started
 def _endpoint_failing(endpoint: WebhookEndpoint, now) -> None:
     WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
     endpoint.refresh_from_db(fields=["failing_since", "is_active"])
-    limit = timedelta(hours=_conf("WEBHOOK_DISABLE_AFTER_HOURS", 72))
+    limit = timedelta(hours=float(app_settings.WEBHOOK_DISABLE_AFTER_HOURS))
     if endpoint.is_active and endpoint.failing_since and now - endpoint.failing_since >= limit:
         endpoint_disable(endpoint, f"Every attempt failed since {endpoint.failing_since:%Y-%m-%d %H:%M %Z}.")
 
@@ -241,7 +237,7 @@ def webhooks_dispatch(limit: int = 1000) -> int:
     from api.tasks import webhook_deliver_task
 
     now = timezone.now()
-    requeue_before = now - timedelta(seconds=_conf("WEBHOOK_LEASE_SECONDS", 60))
+    requeue_before = now - timedelta(seconds=float(app_settings.WEBHOOK_LEASE_SECONDS))
     due = list(
         WebhookDelivery.objects.filter(endpoint__is_active=True)
         .filter(Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(status=Status.DELIVERING, lease_until__lte=now))

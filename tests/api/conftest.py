@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from api.services.tokens import api_token_create
-from tests.newsletter.compose_factories import NewsletterFactory, user_with_perms
+from tests.factories import NewsletterFactory, user_with_perms
 
 EVERYTHING = (
     "view_newsletter", "view_article", "add_article", "change_article", "view_issue", "add_issue", "change_issue",

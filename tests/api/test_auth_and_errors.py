@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from api.models import ApiToken, token_digest
 from api.services.tokens import api_token_create, api_token_revoke
-from tests.newsletter.compose_factories import EDITOR_PERMS, ArticleFactory, IssueFactory, user_with_perms
+from tests.factories import EDITOR_PERMS, ArticleFactory, IssueFactory, user_with_perms
 
 from .conftest import ApiClient, assert_problem
 

@@ -5,7 +5,7 @@ import pytest
 from api.models import IdempotencyKey
 from newsletter.models import Article, Issue
 from subscribers.models import ConsentEvent, Subscriber
-from tests.newsletter.compose_factories import ArticleFactory
+from tests.factories import ArticleFactory
 
 from .conftest import assert_problem
 

@@ -18,8 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.newsletter.compose_factories import ArticleFactory, IssueFactory
-from tests.newsletter.sending_helpers import make_subscribers
+from tests.factories import ArticleFactory, IssueFactory, subscribers_bulk
 
 CHECKS = [
     not_a_server_error,
@@ -40,7 +39,7 @@ def token(db, newsletter, admin_api, settings):
     # Something to find, so generated ids and filters sometimes hit real rows.
     ArticleFactory.create_batch(3)
     IssueFactory(newsletter=newsletter)
-    make_subscribers(newsletter, 3)
+    subscribers_bulk(newsletter, 3)
     # As Django's test client does: a request ending must not close the test's connection (and its transaction).
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

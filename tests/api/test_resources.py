@@ -10,8 +10,7 @@ from newsletter.models import Article, Delivery, Issue
 from newsletter.services.importing import articles_import
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
 from subscribers.services.emails import confirmation_send
-from tests.newsletter.compose_factories import ArticleFactory
-from tests.newsletter.sending_helpers import make_subscribers
+from tests.factories import ArticleFactory, subscribers_bulk
 
 from .conftest import assert_problem
 
@@ -95,7 +94,7 @@ def test_issue_compose_edit_preview(admin_api, newsletter):
 
 
 def test_issue_schedule_send_pause_resume_cancel_progress_report(admin_api, newsletter):
-    make_subscribers(newsletter, 3)
+    subscribers_bulk(newsletter, 3)
     article = ArticleFactory()
     issue_id = admin_api.call(
         "POST", "/issues/", {"newsletter": "daily-brief", "subject": "S", "articles": [{"id": article.pk}]}
@@ -158,7 +157,7 @@ def test_signup_is_double_opt_in_and_never_activates(
 
 
 def test_subscriber_lookup_list_unsubscribe_export_erase(admin_api, newsletter):
-    people = make_subscribers(newsletter, 5)
+    people = subscribers_bulk(newsletter, 5)
     pending = people[4]
     Subscriber.objects.filter(pk=pending.pk).update(status=Subscriber.Status.PENDING)
 
@@ -192,7 +191,7 @@ def test_subscriber_lookup_list_unsubscribe_export_erase(admin_api, newsletter):
 
 
 def test_suppressions(admin_api, newsletter):
-    person = make_subscribers(newsletter, 1)[0]
+    person = subscribers_bulk(newsletter, 1)[0]
     created = admin_api.call("POST", "/suppressions/", {"email": person.email, "detail": "asked by phone"})
     assert created.status_code == 201 and created.json()["reason"] == "manual"
     assert Subscriber.objects.get(pk=person.pk).status == Subscriber.Status.SUPPRESSED

@@ -10,14 +10,13 @@ from standardwebhooks.webhooks import Webhook
 from api.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from api.webhooks.delivery import webhooks_dispatch
 from api.webhooks.outbox import events_record
-from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 WORKER_ENV = {"WEBHOOK_ALLOW_PRIVATE_URLS": "true", "WEBHOOK_LEASE_SECONDS": "6", "WEBHOOK_TIMEOUT_SECONDS": "5"}
 
 
-def test_worker_killed_mid_delivery_then_delivered_with_the_same_id(celery_worker, receiver):
+def test_worker_killed_mid_delivery_then_delivered_with_the_same_id(celery_worker, receiver, wait_for):
     endpoint = WebhookEndpoint.objects.create(url=receiver.url)
     receiver.hold = threading.Event()  # the first request hangs until the worker is dead
     first = celery_worker(env=WORKER_ENV)

@@ -21,7 +21,7 @@ from subscribers.services.confirmation import subscriber_confirm
 from subscribers.services.privacy import subscriber_erase
 from subscribers.services.signup import subscriber_signup
 from subscribers.services.unsubscribe import subscriber_unsubscribe
-from tests.newsletter.sending_helpers import drain, make_issue, make_subscribers, start
+from tests.factories import issue_to_send, subscribers_bulk
 
 pytestmark = pytest.mark.django_db
 
@@ -210,7 +210,7 @@ def test_subscriber_lifecycle_events_and_erasure_forgets_the_address(receiver, n
 
 def test_bounce_and_complaint_events_from_esp_reports(receiver, newsletter):
     endpoint_for(receiver)
-    bounced, complained = make_subscribers(newsletter, 2)
+    bounced, complained = subscribers_bulk(newsletter, 2)
     for person, kind in ((bounced, "hard_bounce"), (complained, "complaint")):
         mail_event_process(MailEvent.objects.create(esp="postmark", recipient=person.email, kind=kind))
     events = {e.type: json.loads(e.body)["data"] for e in WebhookEvent.objects.all()}
@@ -255,10 +255,10 @@ def test_dispatch_queues_due_and_abandoned_deliveries_only(receiver):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_hard_bounce_from_our_smtp_client_is_an_event(receiver, smtp_server):
+def test_a_hard_bounce_from_our_smtp_client_is_an_event(receiver, smtp_server, start, drain):
     endpoint_for(receiver, event_types=["delivery.bounced"])
-    issue = make_issue()
-    good, bad = make_subscribers(issue.newsletter, 2)
+    issue = issue_to_send()
+    good, bad = subscribers_bulk(issue.newsletter, 2)
     smtp_server.rcpt_reply = lambda address: "550 5.1.1 No such user" if address == bad.email else None
     start(issue)
     drain(issue)
@@ -269,10 +269,10 @@ def test_a_hard_bounce_from_our_smtp_client_is_an_event(receiver, smtp_server):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_issue_events(receiver, newsletter, smtp_server):
+def test_issue_events(receiver, newsletter, smtp_server, start, drain):
     endpoint_for(receiver)
-    issue = make_issue(newsletter)
-    make_subscribers(newsletter, 1)
+    issue = issue_to_send(newsletter)
+    subscribers_bulk(newsletter, 1)
     start(issue)
     issue_pause(issue, reason="complaints")
     issue_resume(issue)
