@@ -12,6 +12,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, issue_payload
 from newsletter import dispatch
 from newsletter.delivery import ledger
 from newsletter.models import Issue, SendRun
@@ -43,6 +44,7 @@ def send_start(issue_id: int, user=None) -> bool:
         if not started:
             return False
         ledger.run_open(issue, user, now)
+        events_record("issue.started", issue_payload(issue))
         dispatch.materialise_later(issue.pk)
     log.info("issue %s: sending started", issue_id)
     return True
@@ -50,8 +52,10 @@ def send_start(issue_id: int, user=None) -> bool:
 
 def send_pause(issue: Issue, reason: str = "") -> bool:
     """Stop sending within a second: running batches see the status, give back their unsent rows and end."""
-    if not issue.transition_to(Issue.Status.PAUSED):
-        return False
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        if not issue.transition_to(Issue.Status.PAUSED):
+            return False
+        events_record("issue.paused", issue_payload(issue, reason=reason))
     log.info("issue %s: paused%s", issue.pk, f" ({reason})" if reason else "")
     return True
 
@@ -59,6 +63,9 @@ def send_pause(issue: Issue, reason: str = "") -> bool:
 def send_resume(issue: Issue) -> bool:
     """Carry on where the send stopped; nobody who got it gets it again."""
     with transaction.atomic():
+        # A draft may move to sending too (when it starts), but only send_start freezes it: resume is for paused.
+        if Issue.objects.filter(pk=issue.pk).values_list("status", flat=True).first() != Issue.Status.PAUSED:
+            return False
         if not issue.transition_to(Issue.Status.SENDING):
             return False
         ledger.run_beat(issue.pk)
@@ -99,7 +106,10 @@ def send_finish(issue_id: int) -> bool:
         return False
     if ledger.deliveries_open_exist(issue_id):
         return False
-    finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+        if finished:
+            events_record("issue.sent", issue_payload(Issue.objects.select_related("newsletter").get(pk=issue_id)))
     if finished:
         log.info("issue %s: sent", issue_id)
     return finished

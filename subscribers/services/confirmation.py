@@ -5,6 +5,7 @@ from enum import StrEnum
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, subscriber_payload
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
 
 from .ledger import NO_REQUEST, RequestMeta, consent_record
@@ -56,4 +57,9 @@ def subscriber_confirm(
     if not changed:
         return ConfirmOutcome.ALREADY_CONFIRMED
     consent_record(subscriber, ConsentEvent.Kind.CONFIRM, source, newsletter=newsletter, meta=meta)
+    events_record(
+        "subscriber.confirmed",
+        subscriber_payload(subscriber, newsletter=getattr(newsletter, "slug", None)),
+        subscriber_id=subscriber.pk,
+    )
     return ConfirmOutcome.CONFIRMED
