@@ -26,7 +26,7 @@ from newsletter.models import Delivery
 
 from .audience import mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
-from .complaints import issue_complaint_check
+from .complaints import issue_complaint_check, issue_complaint_rate
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
 from .lifecycle import send_cancel, send_finish, send_pause, send_reopen_failed, send_resume, send_start
 from .messages import AddressError, wire_address
@@ -68,6 +68,7 @@ __all__ = [
     "deliveries_send_batch",
     "delivery_for_message_id",
     "issue_complaint_check",
+    "issue_complaint_rate",
     "issues_recover",
     "mailable_subscribers",
     "proof_send",
