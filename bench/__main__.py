@@ -1,4 +1,5 @@
-"""`make bench` → `python -m bench [send|render|import] [options]`. `send` (the default) is the delivery benchmark."""
+"""`make bench` → `python -m bench [send|render|import|api] [options]`. `send` (the default) is the delivery
+benchmark; `api` measures the REST API and webhook delivery."""
 
 import importlib
 import sys
@@ -8,6 +9,7 @@ COMMANDS = {
     "render": "bench.render",
     "import": "bench.import_subscribers",
     "outcomes": "bench.outcomes",
+    "api": "bench.api",
 }
 
 

@@ -131,6 +131,7 @@ class ConsentEvent(models.Model):
         ONE_CLICK = "one_click", _("One-click unsubscribe")
         WEBHOOK = "webhook", _("ESP webhook")
         BOUNCE = "bounce", _("Bounce reply to our SMTP client")
+        API = "api", _("REST API")
 
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"

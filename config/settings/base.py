@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "newsletter",
     "subscribers",
     "automations",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,7 @@ CELERY_TASK_ROUTES = {
     "newsletter.send_test": {"queue": "priority"},
     "newsletter.send_welcome": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
+    "api.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -192,6 +194,12 @@ CELERY_BEAT_SCHEDULE = {
     "newsletter-recover": {
         "task": "newsletter.recover",
         "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
+    },
+    "api-prune": {"task": "api.prune", "schedule": 3600.0},
+    # Due webhook deliveries (first tries whose queue message was lost, retries, expired leases).
+    "api-webhooks-dispatch": {
+        "task": "api.webhooks_dispatch",
+        "schedule": env.float("WEBHOOK_POLL_INTERVAL", default=10.0),
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

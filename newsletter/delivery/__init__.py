@@ -12,6 +12,7 @@ of the package is how it works, one module per step:
     recovery    beat's pass: start due issues, requeue expired leases, restart stalled sends, finish
     complaints  pause an issue whose complaint rate is too high
     proofs      test sends of an issue to a few editors
+    transactional  confirmation and export emails through the same transport settings (TLS, DKIM)
 
 Follow one delivery: services.sending.issue_send_now → send_start → dispatch.materialise_later →
 tasks.materialise_task → deliveries_materialise → dispatch.batches_start → tasks.send_batch_task →
@@ -26,7 +27,7 @@ from newsletter.models import Delivery
 
 from .audience import issue_rules, mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
-from .complaints import issue_complaint_check
+from .complaints import issue_complaint_check, issue_complaint_rate
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
 from .lifecycle import (
     send_cancel,
@@ -42,6 +43,7 @@ from .messages import AddressError, wire_address
 from .proofs import proof_send
 from .recovery import RecoveryReport, issues_recover
 from .segments import segment_rules
+from .transactional import transactional_send
 
 
 def subscriber_withdraw(subscriber_id: int, newsletter_ids: Iterable[int] | None = None, reason: str = "") -> int:
@@ -78,6 +80,7 @@ __all__ = [
     "deliveries_send_batch",
     "delivery_for_message_id",
     "issue_complaint_check",
+    "issue_complaint_rate",
     "issues_recover",
     "issue_rules",
     "mailable_subscribers",
@@ -93,5 +96,6 @@ __all__ = [
     "subscriber_withdraw",
     "welcome_add",
     "welcome_start",
+    "transactional_send",
     "wire_address",
 ]

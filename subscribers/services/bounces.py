@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from api.webhooks.outbox import mail_event_notify
 from newsletter import delivery
 from newsletter.conf import app_settings
 from subscribers import dispatch
@@ -107,6 +108,7 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str) -> str:
     detail = f"{event.esp}: {event.get_kind_display()}"
     if not address:
         return "no address"
+    mail_event_notify(event, address)
     if event.kind == Kind.HARD_BOUNCE:
         address_suppress(address, Suppression.Reason.HARD_BOUNCE, ConsentEvent.Source.WEBHOOK, detail)
         return "suppressed (hard bounce)"

@@ -5,6 +5,7 @@ from enum import StrEnum
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, subscriber_payload
 from newsletter import delivery
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
 
@@ -58,4 +59,9 @@ def subscriber_confirm(
         return ConfirmOutcome.ALREADY_CONFIRMED
     consent_record(subscriber, ConsentEvent.Kind.CONFIRM, source, newsletter=newsletter, meta=meta)
     delivery.welcome_add(subscriber.pk, newsletter.pk)  # the newsletter's welcome email, once per reader
+    events_record(
+        "subscriber.confirmed",
+        subscriber_payload(subscriber, newsletter=getattr(newsletter, "slug", None)),
+        subscriber_id=subscriber.pk,
+    )
     return ConfirmOutcome.CONFIRMED

@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record
 from newsletter import delivery
 from newsletter.models import Delivery
 from subscribers import dispatch
@@ -98,5 +99,6 @@ def subscriber_erase(subscriber: Subscriber, source: str = ConsentEvent.Source.L
     reference = f"suppression {digest[:16]}"
     subscriber.consent_events.update(subscriber=None, detail=reference)
     consent_record(None, ConsentEvent.Kind.ERASE, source, detail=(detail + " " if detail else "") + reference)
+    events_record("subscriber.erased", {"id": subscriber.pk, "email_hash": digest}, subscriber_id=subscriber.pk)
     subscriber.delete()
     return digest

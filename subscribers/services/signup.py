@@ -15,6 +15,7 @@ from enum import StrEnum
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, subscriber_payload
 from newsletter.conf import app_settings
 from subscribers import dispatch
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
@@ -131,6 +132,12 @@ def subscriber_signup(
     if not _claim_email_slot(subscriber):
         outcome = SignupOutcome.THROTTLED
     subscriber.save()
+    if created:
+        events_record(
+            "subscriber.created",
+            subscriber_payload(subscriber, newsletter=newsletter.slug),
+            subscriber_id=subscriber.pk,
+        )
     if outcome != SignupOutcome.THROTTLED:
         dispatch.confirmation_send_later(subscriber.pk, newsletter.pk)
     return outcome

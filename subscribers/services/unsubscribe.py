@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, subscriber_payload
 from newsletter import delivery
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
@@ -53,4 +54,9 @@ def subscriber_unsubscribe(
     if not ended:
         return False
     consent_record(subscriber, ConsentEvent.Kind.UNSUBSCRIBE, source, newsletter=newsletter, meta=meta)
+    events_record(
+        "subscriber.unsubscribed",
+        subscriber_payload(subscriber, newsletter=getattr(newsletter, "slug", None), source=source),
+        subscriber_id=subscriber.pk,
+    )
     return True
