@@ -211,6 +211,11 @@ class Delivery(models.Model):
             models.Index(fields=["issue", "status"], name="delivery_issue_status"),
             # Claims walk pending rows by id (keyset); a partial index keeps that walk off the sent rows.
             models.Index(fields=["issue", "id"], condition=Q(status="pending"), name="delivery_pending"),
+            # Only the rows in flight (a few batches' worth): recovery's expired-lease scan, and a batch's release
+            # and renewal by claim token; a bounce or complaint finds its delivery by Message-ID. None of them may
+            # read the whole ledger.
+            models.Index(fields=["lease_until"], condition=Q(status="sending"), name="delivery_in_flight"),
+            models.Index(fields=["message_id"], condition=~Q(message_id=""), name="delivery_message_id"),
         ]
 
     def __str__(self) -> str:

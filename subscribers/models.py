@@ -71,7 +71,11 @@ class Subscription(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subscriber", "newsletter"], name="subscription_once")]
-        indexes = [models.Index(fields=["newsletter", "status"], name="subscription_nl_status")]
+        indexes = [
+            models.Index(fields=["newsletter", "status"], name="subscription_nl_status"),
+            # Materialise walks one newsletter's active subscriptions by subscriber id (keyset chunks).
+            models.Index(fields=["newsletter", "status", "subscriber"], name="subscription_keyset"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscriber} → {self.newsletter}"

@@ -8,6 +8,8 @@ suppression list needs no test of its own: suppressing an address sets its subsc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Exists, OuterRef, QuerySet
 
 from subscribers.models import Subscriber, Subscription
@@ -25,12 +27,33 @@ def mailable_subscribers(newsletter_id: int) -> QuerySet[Subscriber]:
     )
 
 
-def mailable_sql(newsletter_id: int) -> tuple[str, str, list]:
-    """(FROM clause, WHERE condition, parameters in order) selecting mailable subscribers as `s`, for raw SQL that
-    needs keyset chunks (materialise). The FROM clause's one parameter comes before the WHERE's two."""
-    subscriber, subscription = Subscriber._meta.db_table, Subscription._meta.db_table
-    tables = f"{subscriber} s JOIN {subscription} m ON m.subscriber_id = s.id AND m.newsletter_id = %s"
-    return tables, "s.status = %s AND m.status = %s", [newsletter_id, SUBSCRIBER_STATUS, SUBSCRIPTION_STATUS]
+@dataclass(frozen=True)
+class MailableSql:
+    """Raw SQL for keyset chunks of a newsletter's mailable subscribers (materialise): the walk goes over the
+    newsletter's own active subscriptions by subscriber id (index subscription_keyset), never over every
+    subscriber, and joins each to its subscriber by primary key. `m.subscriber_id` is the keyset column."""
+
+    newsletter_id: int
+
+    @property
+    def subscriptions(self) -> tuple[str, list]:
+        """FROM and WHERE (without the keyset bounds) of the newsletter's active subscriptions `m`."""
+        table = Subscription._meta.db_table
+        return f"{table} m WHERE m.newsletter_id = %s AND m.status = %s", [self.newsletter_id, SUBSCRIPTION_STATUS]
+
+    @property
+    def mailable(self) -> tuple[str, list]:
+        """FROM … WHERE (without the keyset bounds) of the mailable subscribers `s` with their subscription `m`."""
+        subscriber, subscription = Subscriber._meta.db_table, Subscription._meta.db_table
+        sql = (
+            f"{subscription} m JOIN {subscriber} s ON s.id = m.subscriber_id "
+            "WHERE m.newsletter_id = %s AND m.status = %s AND s.status = %s"
+        )
+        return sql, [self.newsletter_id, SUBSCRIPTION_STATUS, SUBSCRIBER_STATUS]
+
+
+def mailable_sql(newsletter_id: int) -> MailableSql:
+    return MailableSql(newsletter_id)
 
 
 def subscribed(newsletter_id: int) -> Exists:

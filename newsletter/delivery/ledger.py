@@ -30,7 +30,6 @@ from newsletter.conf import app_settings
 from newsletter.delivery import audience
 from newsletter.delivery.messages import AddressError, Recipient, wire_address
 from newsletter.models import Delivery, Issue, SendRun
-from subscribers.models import Subscriber
 
 Status = Delivery.Status
 MATERIALISE_CHUNK = 10_000
@@ -63,6 +62,15 @@ def lease_seconds() -> int:
     return int(app_settings.SEND_LEASE_SECONDS)
 
 
+def batch_seconds() -> float:
+    return float(app_settings.SEND_BATCH_SECONDS)
+
+
+def stale_after() -> timedelta:
+    """A send whose heartbeat is older than a lease has no live batch (a live one beats it when it renews)."""
+    return timedelta(seconds=lease_seconds())
+
+
 # --- materialise ------------------------------------------------------------------------------------------------
 
 
@@ -74,16 +82,18 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
     Returns the subscriber id to continue after when the time budget ran out, or None when done (and then marks
     the send run materialised)."""
     issue = Issue.objects.get(pk=issue_id)
-    tables, mailable, audience_params = audience.mailable_sql(issue.newsletter_id)
-    from_params, where_params = audience_params[:1], audience_params[1:]
-    delivery, subscriber = Delivery._meta.db_table, Subscriber._meta.db_table
+    sql = audience.mailable_sql(issue.newsletter_id)
+    subscriptions, subscriptions_params = sql.subscriptions
+    mailable, mailable_params = sql.mailable
+    delivery = Delivery._meta.db_table
     cursor_id = after_subscriber_id
     deadline = time.monotonic() + budget_seconds
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id FROM {subscriber} WHERE id > %s ORDER BY id LIMIT 1 OFFSET %s",
-                [cursor_id, MATERIALISE_CHUNK - 1],
+                f"SELECT m.subscriber_id FROM {subscriptions} AND m.subscriber_id > %s "
+                "ORDER BY m.subscriber_id LIMIT 1 OFFSET %s",
+                [*subscriptions_params, cursor_id, MATERIALISE_CHUNK - 1],
             )
             row = cursor.fetchone()
             upper = row[0] if row else None
@@ -92,13 +102,10 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
                 cursor.execute(
                     f"""INSERT INTO {delivery}
                           (issue_id, subscriber_id, status, attempts, message_id, error_code, error_text, updated_at)
-                        SELECT %s, s.id, %s, 0, '', '', '', %s
-                        FROM {tables}
-                        WHERE s.id > %s {"AND s.id <= %s" if upper else ""} AND {mailable}
+                        SELECT %s, m.subscriber_id, %s, 0, '', '', '', %s
+                        FROM {mailable} AND m.subscriber_id > %s {"AND m.subscriber_id <= %s" if upper else ""}
                         ON CONFLICT DO NOTHING""",
-                    [issue_id, Status.PENDING, now, *from_params, cursor_id]
-                    + ([upper] if upper else [])
-                    + where_params,
+                    [issue_id, Status.PENDING, now, *mailable_params, cursor_id] + ([upper] if upper else []),
                 )
                 run_beat(issue_id)
         if upper is None:
@@ -182,6 +189,14 @@ def deliveries_claim(issue: Issue, after_id: int = 0, limit: int | None = None) 
     return claim
 
 
+def deliveries_renew(token: uuid.UUID) -> int:
+    """A live batch extends the lease of the rows it still holds (not a state change). Leases are short so that a
+    killed worker's rows come back fast; a batch renews them while it lives."""
+    return Delivery.objects.filter(claim_token=token, status=Status.SENDING).update(
+        lease_until=timezone.now() + timedelta(seconds=lease_seconds())
+    )
+
+
 def deliveries_skip(delivery_ids: list[int], reason: str, now: datetime | None = None) -> int:
     """Claimed rows whose subscriber may no longer be mailed: skipped with the reason, never attempted."""
     return SKIP.apply(
@@ -215,6 +230,11 @@ def deliveries_requeue_expired(now: datetime) -> int:
     return REQUEUE_EXPIRED.apply(
         Delivery.objects.lease_expired(now), lease_until=None, claim_token=None, updated_at=now
     )
+
+
+def deliveries_expired_issue_ids(now: datetime) -> set[int]:
+    """The issues that have rows whose lease ran out."""
+    return set(Delivery.objects.lease_expired(now).values_list("issue_id", flat=True).distinct())
 
 
 def deliveries_cancel_open(issue_ids: Iterable[int] | None = None, now: datetime | None = None) -> int:

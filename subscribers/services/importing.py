@@ -161,8 +161,19 @@ def subscribers_import(
             batch = []
     if batch:
         _import_batch(batch, newsletter, report, source_detail, consent_text, policy_version)
+    if report.imported + report.added:
+        _analyse()
     report.rejected.sort(key=lambda r: r.line)
     return report
+
+
+def _analyse() -> None:
+    """Fresh statistics for the tables a bulk import grew, so the next send's materialise plans on the real sizes
+    (stale statistics made PostgreSQL pick a nested loop that went quadratic)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Subscriber._meta.db_table}, {Subscription._meta.db_table}")
 
 
 def _by_lower_email(emails: Iterable[str]) -> dict[str, tuple[int, str]]:
