@@ -11,6 +11,12 @@ from django.utils.translation import gettext_lazy as _
 from .querysets import DeliveryQuerySet, IssueQuerySet
 
 
+def newsletter_default_language() -> str:
+    """The site's language (LANGUAGE_CODE) when it is one of LANGUAGES, else the first of them."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    return settings.LANGUAGE_CODE if settings.LANGUAGE_CODE in codes else codes[0]
+
+
 class Newsletter(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -22,6 +28,13 @@ class Newsletter(models.Model):
     template = models.CharField(max_length=100, default="default", help_text=_("MJML layout under templates/email/."))
     archive_public = models.BooleanField(default=True, help_text=_("List sent issues on the public archive."))
     created_at = models.DateTimeField(auto_now_add=True)
+    # The fixed words of its emails (greeting, headings, footer, unsubscribe wording) and of its archive page.
+    language = models.CharField(
+        max_length=16,
+        choices=settings.LANGUAGES,
+        default=newsletter_default_language,
+        help_text=_("The language of its emails and archive page."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -211,10 +224,11 @@ class Delivery(models.Model):
             models.Index(fields=["issue", "status"], name="delivery_issue_status"),
             # Claims walk pending rows by id (keyset); a partial index keeps that walk off the sent rows.
             models.Index(fields=["issue", "id"], condition=Q(status="pending"), name="delivery_pending"),
-            # Only the rows in flight (a few batches' worth): recovery's expired-lease scan, and a batch's release
-            # and renewal by claim token; a bounce or complaint finds its delivery by Message-ID. None of them may
-            # read the whole ledger.
-            models.Index(fields=["lease_until"], condition=Q(status="sending"), name="delivery_in_flight"),
+            # Only in-flight rows are in these two, so they stay tiny however large the ledger grows: a batch
+            # releasing its claim, and recovery looking for leases that ran out.
+            models.Index(fields=["claim_token"], condition=Q(status="sending"), name="delivery_sending_claim"),
+            models.Index(fields=["lease_until"], condition=Q(status="sending"), name="delivery_sending_lease"),
+            # Webhooks find the delivery by the Message-ID they report; rows not yet sent have none.
             models.Index(fields=["message_id"], condition=~Q(message_id=""), name="delivery_message_id"),
         ]
 

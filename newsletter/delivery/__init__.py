@@ -27,7 +27,7 @@ from newsletter.models import Delivery
 
 from .audience import mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
-from .complaints import issue_complaint_check
+from .complaints import issue_complaint_check, issue_complaint_rate
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
 from .lifecycle import send_cancel, send_finish, send_pause, send_reopen_failed, send_resume, send_start
 from .messages import AddressError, wire_address
@@ -56,7 +56,9 @@ def delivery_for_message_id(message_id: str) -> Delivery | None:
     if not bare:
         return None
     candidates = {message_id.strip(), bare, f"<{bare}>"}
-    return Delivery.objects.filter(message_id__in=candidates).select_related("issue", "subscriber").first()
+    # `exclude("")` states the partial index delivery_message_id's condition, so the planner may use it.
+    rows = Delivery.objects.filter(message_id__in=candidates).exclude(message_id="")
+    return rows.select_related("issue", "subscriber").first()
 
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "deliveries_send_batch",
     "delivery_for_message_id",
     "issue_complaint_check",
+    "issue_complaint_rate",
     "issues_recover",
     "mailable_subscribers",
     "proof_send",

@@ -8,8 +8,6 @@ suppression list needs no test of its own: suppressing an address sets its subsc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.db.models import Exists, OuterRef, QuerySet
 
 from subscribers.models import Subscriber, Subscription
@@ -27,33 +25,26 @@ def mailable_subscribers(newsletter_id: int) -> QuerySet[Subscriber]:
     )
 
 
-@dataclass(frozen=True)
-class MailableSql:
-    """Raw SQL for keyset chunks of a newsletter's mailable subscribers (materialise): the walk goes over the
-    newsletter's own active subscriptions by subscriber id (index subscription_keyset), never over every
-    subscriber, and joins each to its subscriber by primary key. `m.subscriber_id` is the keyset column."""
-
-    newsletter_id: int
-
-    @property
-    def subscriptions(self) -> tuple[str, list]:
-        """FROM and WHERE (without the keyset bounds) of the newsletter's active subscriptions `m`."""
-        table = Subscription._meta.db_table
-        return f"{table} m WHERE m.newsletter_id = %s AND m.status = %s", [self.newsletter_id, SUBSCRIPTION_STATUS]
-
-    @property
-    def mailable(self) -> tuple[str, list]:
-        """FROM … WHERE (without the keyset bounds) of the mailable subscribers `s` with their subscription `m`."""
-        subscriber, subscription = Subscriber._meta.db_table, Subscription._meta.db_table
-        sql = (
-            f"{subscription} m JOIN {subscriber} s ON s.id = m.subscriber_id "
-            "WHERE m.newsletter_id = %s AND m.status = %s AND s.status = %s"
-        )
-        return sql, [self.newsletter_id, SUBSCRIPTION_STATUS, SUBSCRIBER_STATUS]
+def subscribed_ids_sql(newsletter_id: int, after_id: int, limit: int) -> tuple[str, list]:
+    """(SQL, parameters) for the next `limit` ids, in order, of subscribers with an active subscription to the
+    newsletter after subscriber id `after_id`: materialise's keyset chunk. It walks the partial index
+    subscription_nl_active (newsletter, subscriber) where active, so its cost is the chunk's, never the list's or
+    the table's."""
+    subscription = Subscription._meta.db_table
+    sql = (
+        f"SELECT subscriber_id FROM {subscription} WHERE newsletter_id = %s AND status = %s AND subscriber_id > %s "
+        "ORDER BY subscriber_id LIMIT %s"
+    )
+    return sql, [newsletter_id, SUBSCRIPTION_STATUS, after_id, limit]
 
 
-def mailable_sql(newsletter_id: int) -> MailableSql:
-    return MailableSql(newsletter_id)
+def mailable_among_sql(subscriber_ids: list[int], postgres: bool) -> tuple[str, str, list]:
+    """(FROM clause, WHERE condition, parameters) selecting as `s` those of `subscriber_ids` (all subscribed: from
+    subscribed_ids_sql) whose own status lets them be mailed. By primary key: `= ANY(array)` on PostgreSQL, an IN
+    list on SQLite (no arrays; looked up by primary key just the same)."""
+    members = "= ANY(%s)" if postgres else f"IN ({', '.join(['%s'] * len(subscriber_ids))})"
+    params = [subscriber_ids] if postgres else list(subscriber_ids)
+    return f"{Subscriber._meta.db_table} s", f"s.id {members} AND s.status = %s", [*params, SUBSCRIBER_STATUS]
 
 
 def subscribed(newsletter_id: int) -> Exists:

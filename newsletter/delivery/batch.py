@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from api.webhooks.outbox import smtp_bounce_notify
 from newsletter.conf import app_settings
 from newsletter.delivery import ledger, ratelimit
 from newsletter.delivery.messages import Recipient, Skeleton, dkim_enabled, dkim_sign, personalise, skeleton_build
@@ -237,6 +238,7 @@ class Batch:
         owned = writer.failed(recipient.delivery_id, result.code, result.text)
         if result.hard_bounce:
             writer.suppress(recipient.email, f"{result.code} {result.text}")
+            smtp_bounce_notify(recipient.delivery_id, recipient.email, result.code, result.text)
         return owned
 
     def fail_refused(self, writer: OutcomeWriter) -> bool:

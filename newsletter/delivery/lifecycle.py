@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, issue_payload
 from newsletter import dispatch
 from newsletter.delivery import ledger
 from newsletter.models import Issue, SendRun
@@ -49,6 +50,7 @@ def send_start(issue_id: int, user=None, scheduled: bool = False) -> bool:
         if not started:
             return False
         ledger.run_open(issue, user, now)
+        events_record("issue.started", issue_payload(issue))
         dispatch.materialise_later(issue.pk)
     log.info("issue %s: sending started", issue_id)
     return True
@@ -69,8 +71,10 @@ def sender_identity(issue: Issue) -> dict[str, str]:
 def send_pause(issue: Issue, reason: str = "") -> bool:
     """Stop sending within a second: running batches see the status, give back their unsent rows and end. The
     reason is shown to the editor."""
-    if not issue.transition_to(Issue.Status.PAUSED, status_reason=reason[:1000]):
-        return False
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        if not issue.transition_to(Issue.Status.PAUSED, status_reason=reason[:1000]):
+            return False
+        events_record("issue.paused", issue_payload(issue, reason=reason))
     log.info("issue %s: paused%s", issue.pk, f" ({reason})" if reason else "")
     return True
 
@@ -126,7 +130,10 @@ def send_finish(issue_id: int) -> bool:
         return False
     if ledger.deliveries_open_exist(issue_id):
         return False
-    finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+        if finished:
+            events_record("issue.sent", issue_payload(Issue.objects.select_related("newsletter").get(pk=issue_id)))
     if finished:
         log.info("issue %s: sent", issue_id)
     return finished

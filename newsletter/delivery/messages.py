@@ -199,6 +199,7 @@ class Skeleton:
     mailto: str = ""
     text: str = ""  # the render with markers, for backends that take parts rather than bytes
     html: str = ""
+    name_fallback: str = placeholders.NAME_FALLBACK  # the greeting's word for a nameless reader, in its language
 
     def message_id(self, delivery_id: int) -> str:
         """Unique per delivery and stable across a retry, so a receiver can fold the rare duplicate."""
@@ -278,6 +279,7 @@ def skeleton_build(issue: Issue, rendered: RenderedIssue, subject_prefix: str = 
         mailto=mailto,
         text=rendered.text,
         html=rendered.html,
+        name_fallback=placeholders.name_fallback(newsletter.language),
     )
 
 
@@ -351,6 +353,7 @@ def personalise(skeleton: Skeleton, recipient: Recipient) -> Personalised:
         unsubscribe_url=personal.unsubscribe_url,
         preferences_url=personal.preferences_url,
         name=_body_name(header_safe(recipient.name)),
+        fallback_name=skeleton.name_fallback,
     )
     message_id = skeleton.message_id(recipient.delivery_id)
     html, text = values.for_html(), values.for_text()

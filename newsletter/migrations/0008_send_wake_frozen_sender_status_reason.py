@@ -2,14 +2,12 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    """`SendRun.batch_started_at` was the send's heartbeat all along (materialise chunks and resumes move it too);
-    a send left with only later deferred rows is woken at `wake_at`; an issue keeps its sender identity frozen with
-    its render and says why it paused or failed; a scheduled issue that could not start fails unfrozen."""
+    """A send left with only later deferred rows is woken at `wake_at`; an issue keeps its sender identity frozen
+    with its render and says why it paused or failed; a scheduled issue that could not start fails unfrozen."""
 
-    dependencies = [("newsletter", "0003_delivery_claim_index_and_send_run")]
+    dependencies = [("newsletter", "0007_merge_20261203_0825")]
 
     operations = [
-        migrations.RenameField("sendrun", "batch_started_at", "heartbeat_at"),
         migrations.AddField("sendrun", "wake_at", models.DateTimeField(blank=True, null=True)),
         migrations.AddField("issue", "frozen_sender", models.JSONField(blank=True, default=dict)),
         migrations.AddField("issue", "status_reason", models.TextField(blank=True)),
