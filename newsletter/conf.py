@@ -55,7 +55,8 @@ class Setting(Generic[T]):
 class MastheadSettings:
     # Sending
     SEND_BATCH_SIZE = Setting(200, int, "rows a worker claims per batch")
-    SEND_LEASE_SECONDS = Setting(120, int, "a claim's lease; a batch stops at half of it")
+    SEND_LEASE_SECONDS = Setting(15, int, "a claim's lease, renewed by its live batch; a dead worker's rows return")
+    SEND_BATCH_SECONDS = Setting(60, int, "how long one batch task sends before the next link of its chain goes on")
     SEND_CHAINS = Setting(4, int, "batch chains per issue running at once (at least the bulk worker processes)")
     SEND_MAX_ATTEMPTS = Setting(6, int, "attempts before a deferred row fails")
     SEND_RETRY_BASE_SECONDS = Setting(60.0, float, "first retry delay; doubles per attempt, ±25 % jitter")
