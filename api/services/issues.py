@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Count
 
-from newsletter.delivery.complaints import issue_complaint_rate
+from newsletter import delivery
 from newsletter.models import Article, Delivery, Issue, IssueArticle
 from newsletter.services.composing import issue_renumber
 from subscribers.models import MailEvent
@@ -109,5 +109,5 @@ def issue_report(issue: Issue) -> dict | None:
         "hard_bounces": events[MailEvent.Kind.HARD_BOUNCE],
         "soft_bounces": events[MailEvent.Kind.SOFT_BOUNCE],
         "complaints": events[MailEvent.Kind.COMPLAINT],
-        "complaint_rate": round(issue_complaint_rate(issue.pk), 6),
+        "complaint_rate": round(delivery.issue_complaint_rate(issue.pk), 6),
     }

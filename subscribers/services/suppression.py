@@ -53,8 +53,6 @@ def suppressions_by_address(canonical_emails: Iterable[str]) -> dict[str, str]:
     found = Suppression.objects.filter(email_hash__in=list(owner)).values_list("email_hash", "reason")
     return {owner[digest]: reason for digest, reason in found}
 
-from .addresses import subscribers_by_address
-
 
 def is_suppressed(email: str) -> bool:
     return suppression_find(email) is not None
