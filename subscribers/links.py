@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from .tokens import Purpose, make_token
+from .tokens import Purpose, make_short_token, make_token
 
 
 def unsubscribe_url(subscriber_token, newsletter_slug: str) -> str:
@@ -27,3 +27,16 @@ def confirm_url(subscriber_token, newsletter_slug: str = "") -> str:
 def export_url(subscriber_token) -> str:
     """Downloads the person's data as JSON; expires (tokens.MAX_AGE[EXPORT])."""
     return f"{settings.SITE_URL}/privacy/export/{make_token(Purpose.EXPORT, subscriber_token)}/"
+
+
+def bounce_address(delivery_id: int) -> str:
+    """The VERP envelope sender of one delivery: MASTHEAD['BOUNCE_LOCAL_PART']+<signed token>@BOUNCE_DOMAIN. A
+    bounce sent to it names its delivery exactly; a forged or altered token is refused (tokens.read_short_token)."""
+    conf = settings.MASTHEAD
+    return f"{conf['BOUNCE_LOCAL_PART']}+{make_short_token(Purpose.BOUNCE, delivery_id)}@{conf['BOUNCE_DOMAIN']}"
+
+
+def transactional_return_path() -> str:
+    """Envelope sender of confirmations and export links: their bounces are told apart from an issue's."""
+    conf = settings.MASTHEAD
+    return f"{conf['BOUNCE_LOCAL_PART']}-transactional@{conf['BOUNCE_DOMAIN']}"

@@ -221,7 +221,24 @@ MASTHEAD = {
     "SOFT_BOUNCE_LIMIT": env.int("SOFT_BOUNCE_LIMIT", default=3),
     # Article import by URL refuses loopback/private/link-local addresses (SSRF); true only for a closed network.
     "IMPORT_ALLOW_PRIVATE_URLS": env.bool("IMPORT_ALLOW_PRIVATE_URLS", default=False),
+    # Mail that comes back (subscribers/services/inbound/). Issue mail goes out with the envelope sender
+    # BOUNCE_LOCAL_PART+<signed delivery token>@BOUNCE_DOMAIN (VERP); transactional mail with
+    # BOUNCE_LOCAL_PART-transactional@BOUNCE_DOMAIN.
+    "BOUNCE_LOCAL_PART": env.str("BOUNCE_LOCAL_PART", default="bounces"),
+    "BOUNCE_DOMAIN": env.str("BOUNCE_DOMAIN", default=MAIL_DOMAIN),
+    # Other addresses the inbound doors accept, comma-separated: the one registered with a feedback loop.
+    "INBOUND_ADDRESSES": env.list("INBOUND_ADDRESSES", default=[]),
+    # Messages per minute all inbound doors accept together; above it they answer "try later" (4xx / exit 75).
+    "INBOUND_RATE_PER_MINUTE": env.int("INBOUND_RATE_PER_MINUTE", default=6000),
+    "INBOUND_MAX_BYTES": env.int("INBOUND_MAX_BYTES", default=10 * 1024 * 1024),
+    "INBOUND_QUARANTINE_MAX": env.int("INBOUND_QUARANTINE_MAX", default=10000),
+    "INBOUND_QUARANTINE_DAYS": env.int("INBOUND_QUARANTINE_DAYS", default=30),
+    "INBOUND_QUARANTINE_MAX_BYTES": env.int("INBOUND_QUARANTINE_MAX_BYTES", default=256 * 1024),
+    # `manage.py fetch_bounces`: imaps://user:password@host[:port]/MAILBOX (or imap:// with STARTTLS).
+    "BOUNCE_IMAP_URL": env.str("BOUNCE_IMAP_URL", default=""),
 }
+# The mailto: of every issue's List-Unsubscribe (RFC 2369); its mail reaches the inbound doors too.
+UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default=f"unsubscribe@{MAIL_DOMAIN}")
 
 # --- Security ----------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -243,5 +260,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # flufl.bounce logs every detector it runs at INFO.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "flufl.bounce": {"level": "WARNING"}},
 }
