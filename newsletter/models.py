@@ -197,9 +197,10 @@ class Delivery(models.Model):
     error_text = models.TextField(blank=True)
     # What happened after the receiving server accepted it: a bounce (DSN, ESP webhook) or a spam complaint.
     # The status stays "sent" (it was handed over); these say what came back later, for the counts.
-    bounce_kind = models.CharField(max_length=8, choices=BounceKind.choices, blank=True)
-    bounce_code = models.CharField(max_length=16, blank=True)
-    bounce_text = models.CharField(max_length=300, blank=True)
+    # db_default: the materialising INSERT … SELECT names only the columns it fills.
+    bounce_kind = models.CharField(max_length=8, choices=BounceKind.choices, blank=True, db_default="")
+    bounce_code = models.CharField(max_length=16, blank=True, db_default="")
+    bounce_text = models.CharField(max_length=300, blank=True, db_default="")
     bounced_at = models.DateTimeField(null=True, blank=True)
     complained_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

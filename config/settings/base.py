@@ -224,6 +224,7 @@ MASTHEAD = {
     # Mail that comes back (subscribers/services/inbound/). Issue mail goes out with the envelope sender
     # BOUNCE_LOCAL_PART+<signed delivery token>@BOUNCE_DOMAIN (VERP); transactional mail with
     # BOUNCE_LOCAL_PART-transactional@BOUNCE_DOMAIN.
+    "VERP": env.bool("VERP", default=True),
     "BOUNCE_LOCAL_PART": env.str("BOUNCE_LOCAL_PART", default="bounces"),
     "BOUNCE_DOMAIN": env.str("BOUNCE_DOMAIN", default=MAIL_DOMAIN),
     # Other addresses the inbound doors accept, comma-separated: the one registered with a feedback loop.

@@ -13,17 +13,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='delivery',
             name='bounce_code',
-            field=models.CharField(blank=True, max_length=16),
+            field=models.CharField(blank=True, db_default='', max_length=16),
         ),
         migrations.AddField(
             model_name='delivery',
             name='bounce_kind',
-            field=models.CharField(blank=True, choices=[('hard', 'Hard bounce'), ('soft', 'Soft bounce')], max_length=8),
+            field=models.CharField(blank=True, choices=[('hard', 'Hard bounce'), ('soft', 'Soft bounce')], db_default='', max_length=8),
         ),
         migrations.AddField(
             model_name='delivery',
             name='bounce_text',
-            field=models.CharField(blank=True, max_length=300),
+            field=models.CharField(blank=True, db_default='', max_length=300),
         ),
         migrations.AddField(
             model_name='delivery',

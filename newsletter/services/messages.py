@@ -122,6 +122,11 @@ class Skeleton:
     text: str = ""  # the render with markers, for backends that take parts rather than bytes
     html: str = ""
 
+    def envelope_sender(self, delivery_id: int) -> str:
+        """VERP (MASTHEAD['VERP'], on by default): each delivery's own signed bounce address, so a bounce names
+        its delivery exactly (subscribers/services/inbound). Off: the newsletter's From address."""
+        return links.bounce_address(delivery_id) if settings.MASTHEAD.get("VERP", True) else self.mail_from
+
     def message_id(self, delivery_id: int) -> str:
         """Unique per delivery and stable across a retry, so a receiver can fold the rare duplicate."""
         return f"<{self.public_hex}.{delivery_id}@{settings.MAIL_DOMAIN}>"
