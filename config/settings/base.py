@@ -261,6 +261,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # flufl.bounce logs every detector it runs at INFO.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "flufl.bounce": {"level": "WARNING"}},
+    # flufl.bounce logs every detector it runs at INFO, and a detector's crash with its traceback before raising
+    # it (inbound/parse.py handles that and logs the outcome itself).
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "flufl.bounce": {"level": "CRITICAL"}},
 }

@@ -319,3 +319,19 @@ def test_inbound_smtp_server_refuses_strangers_and_survives_bad_input(newsletter
         controller.stop()
     assert Subscriber.objects.get(pk=delivery.subscriber_id).status == Subscriber.Status.SUPPRESSED
     assert QuarantinedMail.objects.count() == 1
+
+
+def test_the_admin_shows_quarantined_mail_with_its_reason_and_the_issue_counts(client, newsletter, admin_user):
+    delivery = sent_delivery(newsletter)
+    receive("gmail_dsn.eml", delivery)
+    inbound_receive(b"Subject: what is this\r\n\r\nhello\r\n", recipient=FBL_ADDRESS)
+    client.force_login(admin_user)
+    page = client.get("/admin/subscribers/quarantinedmail/").content.decode()
+    assert "what is this" in page and "not a recognisable bounce" in page
+    row = QuarantinedMail.objects.get()
+    detail = client.get(f"/admin/subscribers/quarantinedmail/{row.pk}/change/").content.decode()
+    assert "hello" in detail
+    issues = client.get("/admin/newsletter/issue/").content.decode()
+    assert "1 / 1 / 0" in issues  # sent / bounced / complaints
+    progress = client.get(f"/admin/newsletter/issue/{delivery.issue_id}/progress/")
+    assert progress.status_code == 200 and 'data-testid="count-bounced">1<' in progress.content.decode()

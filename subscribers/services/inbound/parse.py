@@ -248,8 +248,10 @@ def _diagnostic_for(text: str, recipient: str) -> tuple[str, str]:
 def _heuristic(msg: Message) -> Report | None:
     try:
         temporary, permanent = all_failures(msg)
-    except Exception as exc:  # a detector tripping over a strange message is no reason to lose it  # noqa: BLE001
-        return Report(Kind.OTHER, "flufl", detail=f"bounce detectors failed: {exc.__class__.__name__}")
+    except Exception as exc:  # a detector tripping over a strange message (no From, say)  # noqa: BLE001
+        return Report(
+            Kind.OTHER, "flufl", detail=f"not a recognisable bounce (a detector failed: {exc.__class__.__name__})"
+        )
     if not temporary and not permanent:
         return None
     text = _body_text(msg)
