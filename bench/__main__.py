@@ -1,9 +1,14 @@
-"""`make bench` → `python -m bench [send|render|import] [options]`. `send` (the default) is the delivery benchmark."""
+"""`make bench` → `python -m bench [send|render|import|inbound] [options]`. `send` (the default) is the delivery benchmark."""
 
 import importlib
 import sys
 
-COMMANDS = {"send": "bench.send", "render": "bench.render", "import": "bench.import_subscribers"}
+COMMANDS = {
+    "send": "bench.send",
+    "render": "bench.render",
+    "import": "bench.import_subscribers",
+    "inbound": "bench.inbound",
+}
 
 
 def main(argv: list[str]) -> int:

@@ -43,3 +43,9 @@ def test_send_bench_delivers_every_message():
 def test_import_bench_runs():
     out = run_bench("import", "--rows", "500")
     assert "500" in out
+
+
+def test_inbound_bench_runs():
+    out = run_bench("inbound", "--messages", "40", "--connections", "2")
+    assert "service (receive_mail)" in out and "SMTP server" in out
+    assert "(0 refused)" in out and "(2 connections, 0 refused)" in out

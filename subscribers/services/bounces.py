@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from newsletter.services.feedback import (
+    DeliveryRef,
     delivery_find,
     delivery_find_by_message_id,
     delivery_record_bounce,
@@ -101,24 +102,30 @@ def mail_event_store(
         "description": description[:300],
         "delivery_id": delivery_id,
     }
+    if event_id:
+        existing = MailEvent.objects.filter(esp=esp, event_id=event_id, recipient=recipient).first()
+        if existing is not None:
+            return existing, False
     try:
         with transaction.atomic():
-            if event_id:
-                return MailEvent.objects.get_or_create(esp=esp, event_id=event_id, recipient=recipient, defaults=fields)
-            return MailEvent.objects.create(esp=esp, recipient=recipient, **fields), True
+            return MailEvent.objects.create(esp=esp, event_id=event_id, recipient=recipient, **fields), True
     except IntegrityError:  # the same event arriving twice at the same moment
         return MailEvent.objects.get(esp=esp, event_id=event_id, recipient=recipient), False
 
 
-def mail_event_process(event: MailEvent, source: str = ConsentEvent.Source.WEBHOOK) -> str:
+def mail_event_process(
+    event: MailEvent, source: str = ConsentEvent.Source.WEBHOOK, delivery: DeliveryRef | None = None
+) -> str:
     """Act on a recorded event: suppress or count against the address, and record the bounce or complaint on
     its delivery row. Idempotent: the row is claimed under a lock and marked processed, so a task run twice acts
-    once. Returns what was done."""
+    once. `delivery`: the event's delivery when the caller has just looked it up. Returns what was done."""
     with transaction.atomic():
         event = MailEvent.objects.select_for_update().get(pk=event.pk)
         if event.processed_at:
             return "already processed"
-        if event.delivery_id:
+        if delivery is not None and delivery.id == event.delivery_id:
+            pass
+        elif event.delivery_id:
             delivery = delivery_find(event.delivery_id)
         else:
             delivery = delivery_find_by_message_id(event.message_id) if event.message_id else None
