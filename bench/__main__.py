@@ -1,4 +1,5 @@
-"""`make bench` → `python -m bench [send|render|import|inbound] [options]`. `send` (the default) is the delivery benchmark."""
+"""`make bench` → `python -m bench [send|render|import|inbound] [options]`. `send` (the default) is the delivery
+benchmark."""
 
 import importlib
 import sys

@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         refused = sum(1 for o in outcomes if not o.accepted)
         print(
-            f"{'service (receive_mail)':>24}: {elapsed:6.2f} s  {len(messages) / elapsed:>7,.0f} msg/s  ({refused} refused)"
+            f"{'service (receive_mail)':>24}: {elapsed:6.2f} s  {len(messages) / elapsed:>7,.0f} msg/s  "
+            f"({refused} refused)"
         )
 
         messages = _messages(_seed(args.messages, args.messages), bounce_address)
