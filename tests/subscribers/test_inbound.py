@@ -52,6 +52,7 @@ HARD_BOUNCES = [
     ("exim_classic.eml", "5.1.1", "User unknown"),
     ("yahoo_bounce.eml", "554", "doesn't have a yahoo.com account"),
     ("postfix_real_dsn.eml", "5.1.1", "unknown user"),
+    ("exim_real_dsn.eml", "5.0.0", "Unrouteable address"),
 ]
 
 

@@ -188,6 +188,8 @@ def _dsn(msg: Message) -> Report | None:
             status = _STATUS.search(_header(block, "Status"))
             diagnostic = " ".join(_header(block, "Diagnostic-Code").split())
             diagnostic = diagnostic.split(";", 1)[1].strip() if diagnostic.lower().startswith("smtp;") else diagnostic
+            if not diagnostic:  # Exim's DSNs give the reason only in the human-readable part
+                diagnostic = _diagnostic_for(_body_text(msg), recipient)[1] if recipient else ""
             failure = Failure(recipient, status.group(0) if status else "", diagnostic[:300])
             if action == "failed":
                 failed.append(failure)
@@ -242,7 +244,8 @@ def _diagnostic_for(text: str, recipient: str) -> tuple[str, str]:
             if status or _SMTP_CODE.search(line):
                 return (status.group(0) if status else ""), line[:300]
     status = _STATUS.search(text)
-    return (status.group(0) if status else ""), (lines[near[0]][:300] if lines else "")
+    # No code near it: the recipient's line and the next, where MTAs put the reason ("Unrouteable address").
+    return (status.group(0) if status else ""), " ".join(lines[near[0] : near[0] + 2])[:300]
 
 
 def _heuristic(msg: Message) -> Report | None:
