@@ -72,9 +72,10 @@ def bounces_fetch(config: MailboxConfig, limit: int = 500, ssl_context: ssl.SSLC
         done = []
         for start in range(0, len(uids), 50):
             chunk = uids[start : start + 50]
-            for uid, data in client.fetch(chunk, ["BODY.PEEK[]"]).items():
+            fetched = client.fetch(chunk, ["BODY.PEEK[]"])
+            for uid in sorted(fetched):  # oldest first, as they arrived
                 result.seen += 1
-                outcome = inbound_receive(data[b"BODY[]"], door=Door.IMAP)
+                outcome = inbound_receive(fetched[uid][b"BODY[]"], door=Door.IMAP)
                 if outcome.exit_code == 75:
                     result.kept += 1
                     continue
