@@ -29,14 +29,22 @@ def export_url(subscriber_token) -> str:
     return f"{settings.SITE_URL}/privacy/export/{make_token(Purpose.EXPORT, subscriber_token)}/"
 
 
+def bounce_domain() -> str:
+    return settings.MASTHEAD["BOUNCE_DOMAIN"] or settings.MAIL_DOMAIN
+
+
+def unsubscribe_mailto() -> str:
+    """The address of every issue's List-Unsubscribe mailto (RFC 2369)."""
+    return getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MAIL_DOMAIN}"
+
+
 def bounce_address(delivery_id: int) -> str:
     """The VERP envelope sender of one delivery: MASTHEAD['BOUNCE_LOCAL_PART']+<signed token>@BOUNCE_DOMAIN. A
     bounce sent to it names its delivery exactly; a forged or altered token is refused (tokens.read_short_token)."""
-    conf = settings.MASTHEAD
-    return f"{conf['BOUNCE_LOCAL_PART']}+{make_short_token(Purpose.BOUNCE, delivery_id)}@{conf['BOUNCE_DOMAIN']}"
+    local = settings.MASTHEAD["BOUNCE_LOCAL_PART"]
+    return f"{local}+{make_short_token(Purpose.BOUNCE, delivery_id)}@{bounce_domain()}"
 
 
 def transactional_return_path() -> str:
     """Envelope sender of confirmations and export links: their bounces are told apart from an issue's."""
-    conf = settings.MASTHEAD
-    return f"{conf['BOUNCE_LOCAL_PART']}-transactional@{conf['BOUNCE_DOMAIN']}"
+    return f"{settings.MASTHEAD['BOUNCE_LOCAL_PART']}-transactional@{bounce_domain()}"

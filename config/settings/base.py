@@ -226,7 +226,7 @@ MASTHEAD = {
     # BOUNCE_LOCAL_PART-transactional@BOUNCE_DOMAIN.
     "VERP": env.bool("VERP", default=True),
     "BOUNCE_LOCAL_PART": env.str("BOUNCE_LOCAL_PART", default="bounces"),
-    "BOUNCE_DOMAIN": env.str("BOUNCE_DOMAIN", default=MAIL_DOMAIN),
+    "BOUNCE_DOMAIN": env.str("BOUNCE_DOMAIN", default=""),  # "": MAIL_DOMAIN
     # Other addresses the inbound doors accept, comma-separated: the one registered with a feedback loop.
     "INBOUND_ADDRESSES": env.list("INBOUND_ADDRESSES", default=[]),
     # Messages per minute all inbound doors accept together; above it they answer "try later" (4xx / exit 75).
@@ -239,7 +239,7 @@ MASTHEAD = {
     "BOUNCE_IMAP_URL": env.str("BOUNCE_IMAP_URL", default=""),
 }
 # The mailto: of every issue's List-Unsubscribe (RFC 2369); its mail reaches the inbound doors too.
-UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default=f"unsubscribe@{MAIL_DOMAIN}")
+UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")  # "": unsubscribe@MAIL_DOMAIN
 
 # --- Security ----------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -143,7 +143,7 @@ def skeleton_build(issue: Issue, rendered: RenderedIssue, subject_prefix: str = 
     mail_from = wire_address(newsletter.from_email)
     subject = subject_prefix + rendered.subject
     list_id = f"{header_safe(newsletter.name)} <{newsletter.slug}.{settings.MAIL_DOMAIN}>"
-    mailto = getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MAIL_DOMAIN}"
+    mailto = links.unsubscribe_mailto()
     head = b"".join(
         [
             _address_header("From", newsletter.from_name, mail_from),

@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from django.conf import settings
 
 from newsletter.services.feedback import DeliveryRef, delivery_find
+from subscribers import links
 from subscribers.tokens import BadToken, Purpose, read_short_token
 
 
@@ -31,7 +32,7 @@ def _split(address: str) -> tuple[str, str]:
 
 
 def bounce_domain() -> str:
-    return settings.MASTHEAD["BOUNCE_DOMAIN"].lower()
+    return links.bounce_domain().lower()
 
 
 def bounce_local_part() -> str:

@@ -29,6 +29,7 @@ from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
 from newsletter.models import Newsletter
+from subscribers import links
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import BadToken, Purpose, read_token
 
@@ -78,7 +79,7 @@ def _bare(address: str) -> str:
 
 
 def is_unsubscribe_address(address: str) -> bool:
-    mailto = _bare(settings.UNSUBSCRIBE_MAILTO)
+    mailto = _bare(links.unsubscribe_mailto())
     local, _, domain = mailto.rpartition("@")
     got_local, _, got_domain = _bare(address).rpartition("@")
     return got_domain == domain and (got_local == local or got_local.startswith(local + "+"))
