@@ -336,3 +336,12 @@ def test_the_admin_shows_quarantined_mail_with_its_reason_and_the_issue_counts(c
     assert "1 / 1 / 0" in issues  # sent / bounced / complaints
     progress = client.get(f"/admin/newsletter/issue/{delivery.issue_id}/progress/")
     assert progress.status_code == 200 and 'data-testid="count-bounced">1<' in progress.content.decode()
+
+
+def test_headers_with_nul_bytes_8bit_and_encoded_words_are_stored_readably(newsletter):
+    raw = (b"Subject: =?utf-8?q?caf=C3=A9?= \x00 na\xefve\r\nMessage-ID: <bad\x00id@example.net>\r\n"
+           b"From: \x00\r\n\r\nbody\r\n")  # fmt: skip
+    outcome = inbound_receive(raw, recipient=FBL_ADDRESS)
+    assert (outcome.exit_code, outcome.action) == (0, "quarantined")
+    row = QuarantinedMail.objects.get()
+    assert row.subject.startswith("café") and "\x00" not in row.subject + row.message_id

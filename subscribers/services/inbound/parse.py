@@ -70,12 +70,20 @@ _AUTO_SUBJECT = re.compile(
 _HEADERS = HeaderParser()
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def text_clean(value: str) -> str:
+    """Text from a message, fit to store: no NUL or other control characters (PostgreSQL refuses NUL)."""
+    return _CONTROLS.sub(" ", value)
+
+
 def _header(msg: Message, name: str) -> str:
     try:
         value = msg.get(name)
-    except Exception:  # a header so broken the policy can't parse it  # noqa: BLE001
+    except Exception:  # a header so broken the parser can't read it  # noqa: BLE001
         return ""
-    return str(value or "").strip()
+    return text_clean(str(value or "")).strip()
 
 
 def _fields(part: Message) -> list[Message]:
@@ -228,7 +236,10 @@ def _body_text(msg: Message, limit: int = 20000) -> str:
     for part in msg.walk():
         if part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain", "html"):
             raw = part.get_payload(decode=True) or b""
-            chunks.append(raw.decode(part.get_content_charset() or "utf-8", "replace"))
+            try:
+                chunks.append(text_clean(raw.decode(part.get_content_charset() or "utf-8", "replace")))
+            except LookupError:  # a charset Python doesn't know
+                chunks.append(text_clean(raw.decode("utf-8", "replace")))
         if sum(map(len, chunks)) > limit:
             break
     return "\n".join(chunks)[:limit]

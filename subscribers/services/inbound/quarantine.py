@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from email.header import decode_header, make_header
 from email.message import Message
 
 from django.conf import settings
@@ -16,14 +17,22 @@ from django.utils import timezone
 
 from subscribers.models import QuarantinedMail
 
+from .parse import text_clean
+
 log = logging.getLogger("masthead.inbound")
 
 
 def _text(msg: Message | None, name: str, limit: int) -> str:
+    """A header for display: RFC 2047 words decoded, control characters gone, one line."""
     if msg is None:
         return ""
     try:
-        return " ".join(str(msg.get(name) or "").split())[:limit]
+        value = str(msg.get(name) or "")
+        try:
+            value = str(make_header(decode_header(value)))
+        except (ValueError, LookupError, UnicodeError):  # a broken or unknown encoded word: show it as it is
+            pass
+        return " ".join(text_clean(value).split())[:limit]
     except Exception:  # a header too broken to decode  # noqa: BLE001
         return ""
 
@@ -34,10 +43,10 @@ def mail_quarantine(
     conf = settings.MASTHEAD
     limit = conf["INBOUND_QUARANTINE_MAX_BYTES"]
     row = QuarantinedMail.objects.create(
-        reason=reason[:300],
+        reason=text_clean(reason)[:300],
         door=door,
-        envelope_sender=sender[:254],
-        envelope_recipient=recipient[:254],
+        envelope_sender=text_clean(sender)[:254],
+        envelope_recipient=text_clean(recipient)[:254],
         subject=_text(msg, "Subject", 300),
         message_id=_text(msg, "Message-ID", 255),
         size=len(raw),

@@ -36,7 +36,7 @@ from subscribers.tokens import BadToken, Purpose, read_token
 from ..bounces import mail_event_process, mail_event_store
 from ..unsubscribe import subscriber_unsubscribe
 from .attribute import delivery_attribute, is_bounce_address
-from .parse import Kind, Report, message_parse
+from .parse import Kind, Report, message_parse, text_clean
 from .quarantine import mail_quarantine
 
 log = logging.getLogger("masthead.inbound")
@@ -129,7 +129,7 @@ def inbound_rate_allows() -> bool:
 def _event_id(msg: Message, raw: bytes) -> str:
     """Identity of a message that came back, so an MTA redelivering it (after a 4xx) is acted on once."""
     try:
-        message_id = str(msg.get("Message-ID") or "").strip()
+        message_id = text_clean(str(msg.get("Message-ID") or "")).strip()
     except Exception:  # noqa: BLE001
         message_id = ""
     return message_id[:200] or "sha256:" + hashlib.sha256(raw).hexdigest()
