@@ -7,6 +7,7 @@ Pruning runs on insert (the age cut every time, cheap on the indexed date; the c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from email.header import decode_header, make_header
@@ -28,10 +29,8 @@ def _text(msg: Message | None, name: str, limit: int) -> str:
         return ""
     try:
         value = str(msg.get(name) or "")
-        try:
+        with contextlib.suppress(ValueError, LookupError, UnicodeError):  # a broken encoded word: shown as it is
             value = str(make_header(decode_header(value)))
-        except (ValueError, LookupError, UnicodeError):  # a broken or unknown encoded word: show it as it is
-            pass
         return " ".join(text_clean(value).split())[:limit]
     except Exception:  # a header too broken to decode  # noqa: BLE001
         return ""
