@@ -7,6 +7,8 @@ Runs against a throwaway database created beside the configured one (DATABASE_UR
 afterwards. The mix is what a large send gets back: 70 % hard bounces (RFC 3464 DSNs), 15 % soft bounces, 5 %
 feedback-loop complaints (ARF), 5 % auto-replies and 5 % non-standard (qmail) bounces, each for its own delivery.
 Each message is attributed, recorded and acted on (suppression, ledger, delivery row) before the next is read.
+Besides messages per second it prints the CPU each message cost (this process, or the server process), the
+figure that holds on a shared machine where the wall-clock rate depends on the neighbours.
 """
 
 import argparse
@@ -77,6 +79,15 @@ def _seed(count: int, start: int):
     return [(pk, email, f"<bench.{pk}@bench.example>") for pk, email in rows]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _database_url(connection) -> str:
     s = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -118,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{connection.vendor}, {args.messages:,} messages per door, mix: " + ", ".join(f"{n} ×{w}" for n, w in MIX)
         )
         messages = _messages(_seed(args.messages, 0), bounce_address)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         outcomes = [inbound_receive(raw, recipient=rcpt) for rcpt, raw in messages]
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         refused = sum(1 for o in outcomes if not o.accepted)
         print(
             f"{'service (receive_mail)':>24}: {elapsed:6.2f} s  {len(messages) / elapsed:>7,.0f} msg/s  "
-            f"({refused} refused)"
+            f"{cpu / len(messages) * 1000:5.2f} ms CPU/msg  ({refused} refused)"
         )
 
         messages = _messages(_seed(args.messages, args.messages), bounce_address)
@@ -153,18 +164,19 @@ def main(argv: list[str] | None = None) -> int:
 
             parts = [messages[i :: args.connections] for i in range(args.connections)]
             threads = [threading.Thread(target=client, args=(part,)) for part in parts]
-            started = time.perf_counter()
+            started, server_cpu = time.perf_counter(), _cpu_seconds(server.pid)
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-            elapsed = time.perf_counter() - started
+            elapsed, server_cpu = time.perf_counter() - started, _cpu_seconds(server.pid) - server_cpu
         finally:
             server.terminate()
             server.wait(timeout=10)
         print(
             f"{'SMTP server':>24}: {elapsed:6.2f} s  {len(messages) / elapsed:>7,.0f} msg/s  "
-            f"({args.connections} connections, {len(errors)} refused)"
+            f"{server_cpu / len(messages) * 1000:5.2f} ms CPU/msg  ({args.connections} connections, "
+            f"{len(errors)} refused)"
         )
         print(
             f"recorded events: {MailEvent.objects.count():,}; suppressed: "

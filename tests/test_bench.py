@@ -48,4 +48,4 @@ def test_import_bench_runs():
 def test_inbound_bench_runs():
     out = run_bench("inbound", "--messages", "40", "--connections", "2")
     assert "service (receive_mail)" in out and "SMTP server" in out
-    assert "(0 refused)" in out and "(2 connections, 0 refused)" in out
+    assert "(0 refused)" in out and "2 connections, 0 refused)" in out
