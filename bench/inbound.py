@@ -146,21 +146,27 @@ def main(argv: list[str] | None = None) -> int:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            for _ in range(100):
+            deadline = time.monotonic() + 120  # Django's start-up on a busy machine
+            while True:
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
                 except OSError:
-                    time.sleep(0.1)
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit("the inbound SMTP server did not start") from None
+                    time.sleep(0.2)
             errors: list[str] = []
 
             def client(part: list[tuple[str, bytes]]) -> None:
-                with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
-                    for rcpt, raw in part:
-                        try:
-                            smtp.sendmail("", [rcpt], raw)
-                        except smtplib.SMTPException as exc:
-                            errors.append(str(exc))
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+                        for rcpt, raw in part:
+                            try:
+                                smtp.sendmail("", [rcpt], raw)
+                            except smtplib.SMTPException as exc:
+                                errors.append(str(exc))
+                except OSError as exc:
+                    errors.append(f"connection: {exc}")
 
             parts = [messages[i :: args.connections] for i in range(args.connections)]
             threads = [threading.Thread(target=client, args=(part,)) for part in parts]

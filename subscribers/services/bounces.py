@@ -119,7 +119,8 @@ def mail_event_process(
     """Act on a recorded event: suppress or count against the address, and record the bounce or complaint on
     its delivery row. Idempotent: the row is claimed under a lock and marked processed, so a task run twice acts
     once. `delivery`: the event's delivery when the caller has just looked it up. Returns what was done."""
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (the inbound doors'): a failure here fails the whole message.
+    with transaction.atomic(savepoint=False):
         event = MailEvent.objects.select_for_update().get(pk=event.pk)
         if event.processed_at:
             return "already processed"
