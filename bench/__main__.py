@@ -1,5 +1,5 @@
-"""`make bench` → `python -m bench [send|render|import|inbound] [options]`. `send` (the default) is the delivery
-benchmark."""
+"""`make bench` → `python -m bench [send|render|import|api|inbound] [options]`. `send` (the default) is the delivery
+benchmark; `api` measures the REST API and webhook delivery; `inbound` the bounce doors."""
 
 import importlib
 import sys
@@ -8,6 +8,8 @@ COMMANDS = {
     "send": "bench.send",
     "render": "bench.render",
     "import": "bench.import_subscribers",
+    "outcomes": "bench.outcomes",
+    "api": "bench.api",
     "inbound": "bench.inbound",
 }
 

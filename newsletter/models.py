@@ -11,6 +11,12 @@ from django.utils.translation import gettext_lazy as _
 from .querysets import DeliveryQuerySet, IssueQuerySet
 
 
+def newsletter_default_language() -> str:
+    """The site's language (LANGUAGE_CODE) when it is one of LANGUAGES, else the first of them."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    return settings.LANGUAGE_CODE if settings.LANGUAGE_CODE in codes else codes[0]
+
+
 class Newsletter(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -22,6 +28,13 @@ class Newsletter(models.Model):
     template = models.CharField(max_length=100, default="default", help_text=_("MJML layout under templates/email/."))
     archive_public = models.BooleanField(default=True, help_text=_("List sent issues on the public archive."))
     created_at = models.DateTimeField(auto_now_add=True)
+    # The fixed words of its emails (greeting, headings, footer, unsubscribe wording) and of its archive page.
+    language = models.CharField(
+        max_length=16,
+        choices=settings.LANGUAGES,
+        default=newsletter_default_language,
+        help_text=_("The language of its emails and archive page."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -214,6 +227,12 @@ class Delivery(models.Model):
             models.Index(fields=["issue", "status"], name="delivery_issue_status"),
             # Claims walk pending rows by id (keyset); a partial index keeps that walk off the sent rows.
             models.Index(fields=["issue", "id"], condition=Q(status="pending"), name="delivery_pending"),
+            # Only in-flight rows are in these two, so they stay tiny however large the ledger grows: a batch
+            # releasing its claim, and recovery looking for leases that ran out.
+            models.Index(fields=["claim_token"], condition=Q(status="sending"), name="delivery_sending_claim"),
+            models.Index(fields=["lease_until"], condition=Q(status="sending"), name="delivery_sending_lease"),
+            # Webhooks find the delivery by the Message-ID they report; rows not yet sent have none.
+            models.Index(fields=["message_id"], condition=~Q(message_id=""), name="delivery_message_id"),
         ]
 
     def __str__(self) -> str:
@@ -224,13 +243,14 @@ class SendRun(models.Model):
     """Bookkeeping of one issue's send, beside the issue so the compose side never has to care.
 
     `materialised_at` says every recipient has its Delivery row (until then the send cannot finish);
-    `batch_started_at` is the last time any worker claimed a batch: recovery restarts a send whose batches stopped
-    (a Redis flush, every worker killed) by comparing it with the lease length.
+    `heartbeat_at` is the send's heartbeat: the last time anything worked on it (a batch claimed, a materialise
+    chunk, a start or resume). Recovery restarts a send whose heartbeat is older than a lease (a Redis flush, every
+    worker killed). Written only by newsletter.delivery.
     """
 
     issue = models.OneToOneField(Issue, on_delete=models.CASCADE, primary_key=True, related_name="send_run")
     materialised_at = models.DateTimeField(null=True, blank=True)
-    batch_started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     resends = models.PositiveSmallIntegerField(default=0)
 

@@ -13,9 +13,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
-from django.conf import settings
 from django.db import close_old_connections
 
+from newsletter.conf import app_settings
 from subscribers.services.inbound import Door, Outcome, inbound_receive, recipient_accepted
 
 log = logging.getLogger("masthead.inbound")
@@ -69,8 +69,8 @@ def inbound_controller(host: str = "127.0.0.1", port: int = 2525, threads: int =
         InboundHandler(threads),
         hostname=host,
         port=port,
-        server_hostname=settings.MASTHEAD["BOUNCE_DOMAIN"],
-        data_size_limit=settings.MASTHEAD["INBOUND_MAX_BYTES"],
+        server_hostname=app_settings.BOUNCE_DOMAIN,
+        data_size_limit=app_settings.INBOUND_MAX_BYTES,
         decode_data=False,
         timeout=60,
     )

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
 from .forms import PreferencesForm, SignupForm, consent_text
@@ -105,7 +106,7 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
 
 
 def newsletter_policy_version() -> str:
-    return settings.MASTHEAD.get("POLICY_VERSION", "")
+    return app_settings.POLICY_VERSION
 
 
 @require_http_methods(["GET", "POST"])
@@ -147,6 +148,9 @@ def signup_done(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @_link_view(Purpose.CONFIRM)
 def confirm(request, token, subscriber, newsletter):
+    if newsletter is None:
+        # Consent is to one newsletter: a link naming none (or one deleted since) has nothing to confirm.
+        return _link_problem(request, 410)
     if request.method == "POST":
         outcome = subscriber_confirm(subscriber, newsletter, meta=RequestMeta.from_request(request))
         refused = outcome == ConfirmOutcome.REFUSED

@@ -3,10 +3,11 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bench(*args: str, **env: str) -> str:
@@ -29,7 +30,7 @@ def test_render_bench_runs():
 
 
 @pytest.mark.worker
-def test_send_bench_delivers_every_message():
+def test_send_bench_delivers_every_message(require):
     url, broker = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
     require(
         url.startswith("postgres") and broker.startswith("redis"),
@@ -43,6 +44,18 @@ def test_send_bench_delivers_every_message():
 def test_import_bench_runs():
     out = run_bench("import", "--rows", "500")
     assert "500" in out
+
+
+@pytest.mark.worker
+def test_api_bench_runs(require):
+    url, broker = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
+    require(
+        url.startswith("postgres") and broker.startswith("redis"),
+        "PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL)",
+    )
+    out = run_bench("api", "--seconds", "1", "--requests", "50", "--events", "20", "--webhook-workers", "1")
+    assert "subscriber read (GET /subscribers/lookup)" in out and "non-2xx 0" in out
+    assert "webhook events: 20 recorded" in out and "receiver got 20" in out
 
 
 def test_inbound_bench_runs():

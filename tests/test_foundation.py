@@ -4,6 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -11,7 +12,8 @@ from django.core.management import call_command
 from newsletter.models import Article, Issue, IssueArticle, Newsletter, WorkerHeartbeat
 from newsletter.tasks import heartbeat_task
 from subscribers.models import Subscriber, Subscription
-from tests.conftest import ROOT, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -73,7 +75,7 @@ def test_seed_demo_is_idempotent():
 
 
 @pytest.mark.worker
-def test_celery_round_trip_through_a_real_worker(celery_worker):
+def test_celery_round_trip_through_a_real_worker(celery_worker, wait_for):
     worker = celery_worker()
     heartbeat_task.delay()
     beat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=30, what="the worker to run the task")
@@ -90,3 +92,13 @@ def test_smtp_server_fixture_records_what_it_accepts(smtp_server):
         send_mail("Hi", "body", "from@example.com", ["bad@example.com"])
     assert [m.rcpt_tos for m in smtp_server.messages] == [["good@example.com"]]
     assert smtp_server.messages[0].message["Subject"] == "Hi"
+
+
+def test_form_rate_limits_come_from_the_environment_and_are_checked():
+    show = ("shell", "-c", "from django.conf import settings; print(settings.MASTHEAD['RATE_LIMITS'])")
+    result = run_manage(*show, DEBUG="true", RATE_LIMITS="signup_ip=60/h,link_ip=5/10m")
+    assert result.returncode == 0, result.stderr
+    assert "{'signup_ip': '60/h', 'link_ip': '5/10m'}" in result.stdout
+    result = run_manage("check", DEBUG="true", RATE_LIMITS="signup_ipp=60/h,link_ip=lots")
+    assert result.returncode != 0
+    assert "no limit named 'signup_ipp'" in result.stderr and "link_ip='lots' is not a rate" in result.stderr

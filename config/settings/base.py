@@ -8,12 +8,14 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
+from newsletter.conf import masthead_from_env
 
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 if env.bool("READ_DOT_ENV", default=True):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Local state: SQLite, the filesystem broker, the rate-limit file, caught mail.
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -44,9 +46,11 @@ INSTALLED_APPS = [
     "anymail",
     "newsletter",
     "subscribers",
+    "api",
 ]
 
 MIDDLEWARE = [
+    "config.proxies.TrustedProxyMiddleware",  # first: every later layer sees the client's address
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -179,6 +183,7 @@ CELERY_TASK_ROUTES = {
     "newsletter.send_batch": {"queue": "bulk"},
     "newsletter.send_test": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
+    "api.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -187,59 +192,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.recover",
         "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
     },
+    "api-prune": {"task": "api.prune", "schedule": 3600.0},
+    # Due webhook deliveries (first tries whose queue message was lost, retries, expired leases).
+    "api-webhooks-dispatch": {
+        "task": "api.webhooks_dispatch",
+        "schedule": env.float("WEBHOOK_POLL_INTERVAL", default=10.0),
+    },
 }
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- Masthead ----------------------------------------------------------------------------------
-MASTHEAD = {
-    "PRIVACY_POLICY_URL": env.str("PRIVACY_POLICY_URL", default=f"{SITE_URL}/privacy/"),
-    "TERMS_URL": env.str("TERMS_URL", default=f"{SITE_URL}/terms/"),
-    "POLICY_VERSION": env.str("POLICY_VERSION", default="2026-01"),
-    # How much of a reader's IP address the consent ledger keeps: "full", "truncated" or "hashed".
-    "CONSENT_IP_MODE": env.str("CONSENT_IP_MODE", default="truncated"),
-    "CONFIRMATION_MAX_AGE_DAYS": env.int("CONFIRMATION_MAX_AGE_DAYS", default=7),
-    "CONFIRMATION_RESEND_INTERVAL_MINUTES": env.int("CONFIRMATION_RESEND_INTERVAL_MINUTES", default=15),
-    "SEND_BATCH_SIZE": env.int("SEND_BATCH_SIZE", default=200),
-    "SEND_LEASE_SECONDS": env.int("SEND_LEASE_SECONDS", default=120),
-    "SEND_MAX_ATTEMPTS": env.int("SEND_MAX_ATTEMPTS", default=6),
-    # Deferred (4xx) retries wait base * 2^(attempt-1) seconds, ±25 % jitter, at most SEND_RETRY_MAX_SECONDS.
-    "SEND_RETRY_BASE_SECONDS": env.float("SEND_RETRY_BASE_SECONDS", default=60),
-    "SEND_RETRY_MAX_SECONDS": env.float("SEND_RETRY_MAX_SECONDS", default=3600),
-    # Batch chains per issue running at once: at least the number of worker processes on the bulk queue.
-    "SEND_CHAINS": env.int("SEND_CHAINS", default=4),
-    # Outcome writes skip the WAL flush wait (PostgreSQL): a killed worker still loses nothing it wrote.
-    "SEND_ASYNC_COMMIT": env.bool("SEND_ASYNC_COMMIT", default=True),
-    "RATE_PER_SECOND": env.float("RATE_PER_SECOND", default=0),  # 0: unlimited
-    "RATE_PER_HOUR": env.int("RATE_PER_HOUR", default=0),
-    "RATE_PER_DOMAIN_PER_MINUTE": env.int("RATE_PER_DOMAIN_PER_MINUTE", default=0),
-    # SMTP TLS (EMAIL_USE_TLS / EMAIL_USE_SSL) always verifies the server's certificate and host name.
-    # SMTP_TLS_CA_FILE trusts a private CA or a local relay's self-signed certificate (instead of the system
-    # CAs); SMTP_VERIFY_TLS=false turns verification off: only for a relay on the same machine or network.
-    "SMTP_TLS_CA_FILE": env.str("SMTP_TLS_CA_FILE", default=""),
-    "SMTP_VERIFY_TLS": env.bool("SMTP_VERIFY_TLS", default=True),
-    "COMPLAINT_PAUSE_RATE": env.float("COMPLAINT_PAUSE_RATE", default=0.001),
-    "SOFT_BOUNCE_LIMIT": env.int("SOFT_BOUNCE_LIMIT", default=3),
-    # Article import by URL refuses loopback/private/link-local addresses (SSRF); true only for a closed network.
-    "IMPORT_ALLOW_PRIVATE_URLS": env.bool("IMPORT_ALLOW_PRIVATE_URLS", default=False),
-    # Mail that comes back (subscribers/services/inbound/). Issue mail goes out with the envelope sender
-    # BOUNCE_LOCAL_PART+<signed delivery token>@BOUNCE_DOMAIN (VERP); transactional mail with
-    # BOUNCE_LOCAL_PART-transactional@BOUNCE_DOMAIN.
-    "VERP": env.bool("VERP", default=True),
-    "BOUNCE_LOCAL_PART": env.str("BOUNCE_LOCAL_PART", default="bounces"),
-    "BOUNCE_DOMAIN": env.str("BOUNCE_DOMAIN", default=""),  # "": MAIL_DOMAIN
-    # Other addresses the inbound doors accept, comma-separated: the one registered with a feedback loop.
-    "INBOUND_ADDRESSES": env.list("INBOUND_ADDRESSES", default=[]),
-    # Messages per minute all inbound doors accept together; above it they answer "try later" (4xx / exit 75).
-    "INBOUND_RATE_PER_MINUTE": env.int("INBOUND_RATE_PER_MINUTE", default=6000),
-    "INBOUND_MAX_BYTES": env.int("INBOUND_MAX_BYTES", default=10 * 1024 * 1024),
-    "INBOUND_QUARANTINE_MAX": env.int("INBOUND_QUARANTINE_MAX", default=10000),
-    "INBOUND_QUARANTINE_DAYS": env.int("INBOUND_QUARANTINE_DAYS", default=30),
-    "INBOUND_QUARANTINE_MAX_BYTES": env.int("INBOUND_QUARANTINE_MAX_BYTES", default=256 * 1024),
-    # `manage.py fetch_bounces`: imaps://user:password@host[:port]/MAILBOX (or imap:// with STARTTLS).
-    "BOUNCE_IMAP_URL": env.str("BOUNCE_IMAP_URL", default=""),
-}
-# The mailto: of every issue's List-Unsubscribe (RFC 2369); its mail reaches the inbound doors too.
-UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")  # "": unsubscribe@MAIL_DOMAIN
+# Every Masthead setting (name, type, default, meaning) is declared once, in newsletter/conf.py, and read from the
+# environment variable of the same name here. Code reads them as `newsletter.conf.app_settings.NAME`.
+MASTHEAD = masthead_from_env(env)
 
 # --- Security ----------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -262,6 +227,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # flufl.bounce logs every detector it runs at INFO, and a detector's crash with its traceback before raising
-    # it (inbound/parse.py handles that and logs the outcome itself).
+    # it (subscribers/services/inbound/parse.py handles that and logs the outcome itself).
     "loggers": {"django.db.backends": {"level": "WARNING"}, "flufl.bounce": {"level": "CRITICAL"}},
 }

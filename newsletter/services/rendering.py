@@ -19,7 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 
 from newsletter import placeholders
@@ -29,7 +29,7 @@ from newsletter.services.sanitizing import html_sanitize
 from newsletter.services.text import html_to_text
 
 # Bump when the rendering code changes what it produces, so cached renders from older code are not reused.
-RENDER_VERSION = 3
+RENDER_VERSION = 4
 CACHE_SECONDS = 24 * 3600
 
 
@@ -134,7 +134,7 @@ def _context(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], v
         "articles": blocks,
         "site_url": settings.SITE_URL,
         "site_host": settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0],
-        "lang": (settings.LANGUAGE_CODE or "en").split("-")[0],
+        "lang": newsletter.language or settings.LANGUAGE_CODE,
         "view_url": view_url,
         "unsubscribe_url": placeholders.UNSUBSCRIBE_URL,
         "preferences_url": placeholders.PREFERENCES_URL,
@@ -187,15 +187,19 @@ def _debug_excerpt(info: dict) -> str:
 def issue_mjml(issue: Issue) -> str:
     """The issue's MJML document as the templates fill it, before compiling. The test suite hands it to the
     official `mjml` to validate it and compare that compiler's output with mrml's."""
-    return _render_template(f"email/{issue.newsletter.template or 'default'}/issue.mjml", issue_context(issue))
+    with translation.override(issue.newsletter.language or settings.LANGUAGE_CODE):
+        return _render_template(f"email/{issue.newsletter.template or 'default'}/issue.mjml", issue_context(issue))
 
 
 def render_blocks(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], view_url: str) -> RenderedIssue:
     """Fill and compile the newsletter's layout for these article blocks (no cache)."""
     context = _context(issue, newsletter, blocks, view_url)
     layout = newsletter.template or "default"
-    mjml_source = _render_template(f"email/{layout}/issue.mjml", context)
-    text = _render_template(f"email/{layout}/issue.txt", context)
+    # The layout's fixed words (greeting, headings, footer, dates) in the newsletter's language, whatever the
+    # language of the editor's request or the worker.
+    with translation.override(newsletter.language or settings.LANGUAGE_CODE):
+        mjml_source = _render_template(f"email/{layout}/issue.mjml", context)
+        text = _render_template(f"email/{layout}/issue.txt", context)
     try:
         compiled = compile_mjml(mjml_source)
     except MjmlError as exc:
@@ -231,7 +235,7 @@ def render_fingerprint(issue: Issue, items: list[IssueArticle]) -> str:
         "issue": [issue.pk, issue.updated_at.isoformat() if issue.updated_at else "", issue.subject,
                   issue.preheader, issue.intro, str(issue.public_id), str(issue.scheduled_at), str(issue.started_at)],
         "newsletter": [newsletter.pk, newsletter.name, newsletter.slug, newsletter.postal_address, layout,
-                       newsletter.description],
+                       newsletter.description, newsletter.language],
         "items": [[i.pk, i.position, i.blurb, i.article_id, i.article.updated_at.isoformat()] for i in items],
         "layout": [[str(p), p.stat().st_mtime_ns] for p in _layout_files(layout)],
         "site": [settings.SITE_URL, settings.LANGUAGE_CODE],

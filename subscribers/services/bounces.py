@@ -2,33 +2,26 @@
 
 The signal receiver records each relevant event as a MailEvent row (fast, inside the webhook request) and a task
 acts on it: hard bounces and complaints suppress the address at once; soft bounces suppress after
-MASTHEAD['SOFT_BOUNCE_LIMIT'] of them; an ESP-side unsubscribe unsubscribes. A complaint also checks its issue's
-complaint rate and pauses the send above MASTHEAD['COMPLAINT_PAUSE_RATE'] (default 0.1 %).
+SOFT_BOUNCE_LIMIT of them; an ESP-side unsubscribe unsubscribes. A complaint also checks its issue's
+complaint rate and pauses the send above COMPLAINT_PAUSE_RATE (newsletter.delivery.issue_complaint_check).
 """
 
-import logging
 import re
 
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from newsletter.services.feedback import (
-    DeliveryRef,
-    delivery_find,
-    delivery_find_by_message_id,
-    delivery_record_bounce,
-    delivery_record_complaint,
-)
+from api.webhooks.outbox import mail_event_notify
+from newsletter import delivery
+from newsletter.conf import app_settings
+from subscribers import dispatch
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression
 
 from .addresses import subscribers_by_address
-from .suppression import address_suppress
+from .suppression import address_canonical, address_suppress
 from .unsubscribe import subscriber_unsubscribe
-
-log = logging.getLogger(__name__)
 
 Kind = MailEvent.Kind
 
@@ -67,8 +60,6 @@ def mail_event_record(event: AnymailTrackingEvent, esp_name: str) -> MailEvent |
     """Record a tracking event worth acting on and queue its processing (after commit). A webhook retried by
     the ESP (same event id and recipient) is recorded once; one notification naming several recipients (an SES
     bounce) is recorded once per recipient. Returns the row, or None for events that need nothing."""
-    from subscribers.tasks import mail_event_process_task
-
     kind = event_kind(event, esp_name)
     if kind is None or not (event.recipient or event.message_id):
         return None
@@ -81,7 +72,7 @@ def mail_event_record(event: AnymailTrackingEvent, esp_name: str) -> MailEvent |
         description=event.description or event.mta_response or "",
     )
     if created:
-        transaction.on_commit(lambda: mail_event_process_task.delay(row.pk))
+        dispatch.mail_event_process_later(row.pk)
     return row
 
 
@@ -114,57 +105,59 @@ def mail_event_store(
 
 
 def mail_event_process(
-    event: MailEvent, source: str = ConsentEvent.Source.WEBHOOK, delivery: DeliveryRef | None = None
+    event: MailEvent, source: str = ConsentEvent.Source.WEBHOOK, sent: delivery.DeliveryRef | None = None
 ) -> str:
     """Act on a recorded event: suppress or count against the address, and record the bounce or complaint on
     its delivery row. Idempotent: the row is claimed under a lock and marked processed, so a task run twice acts
-    once. `delivery`: the event's delivery when the caller has just looked it up. Returns what was done."""
+    once. `sent`: the event's delivery when the caller has just looked it up. Returns what was done."""
     # No savepoint inside a caller's transaction (the inbound doors'): a failure here fails the whole message.
     with transaction.atomic(savepoint=False):
         event = MailEvent.objects.select_for_update().get(pk=event.pk)
         if event.processed_at:
             return "already processed"
-        if delivery is not None and delivery.id == event.delivery_id:
-            pass
-        elif event.delivery_id:
-            delivery = delivery_find(event.delivery_id)
-        else:
-            delivery = delivery_find_by_message_id(event.message_id) if event.message_id else None
-        subscriber = Subscriber.objects.filter(pk=delivery.subscriber_id).first() if delivery else None
+        if sent is None or sent.id != event.delivery_id:
+            if event.delivery_id:
+                sent = delivery.delivery_find(event.delivery_id)
+            else:
+                sent = delivery.delivery_find_by_message_id(event.message_id) if event.message_id else None
+        subscriber = Subscriber.objects.filter(pk=sent.subscriber_id).first() if sent and sent.subscriber_id else None
         if subscriber is None and event.recipient:
-            subscriber = subscribers_by_address(Subscriber.objects.all(), event.recipient).first()
-        event.delivery_id = delivery.id if delivery else None
-        event.issue_id = delivery.issue_id if delivery else None
+            # ESPs report internationalised domains in their ASCII (IDNA) form; subscribers are on file in the
+            # canonical form signup and import store.
+            subscriber = subscribers_by_address(Subscriber.objects.all(), address_canonical(event.recipient)).first()
+        event.delivery_id = sent.id if sent else None
+        event.issue_id = sent.issue_id if sent else None
         event.subscriber = subscriber
         address = event.recipient or (subscriber.email if subscriber else "")
         outcome = _act(event, subscriber, address, source)
-        if delivery:
-            _record_on_delivery(event, delivery)
+        if sent:
+            _record_on_delivery(event, sent.id)
         event.processed_at = timezone.now()
         event.save(update_fields=["delivery", "issue", "subscriber", "processed_at"])
-    if event.kind == Kind.COMPLAINT and event.issue_id and issue_complaint_check(event.issue):
+    if event.kind == Kind.COMPLAINT and event.issue_id and delivery.issue_complaint_check(event.issue_id):
         outcome += "; issue paused"
     return outcome
-
-
-def _record_on_delivery(event: MailEvent, delivery) -> None:
-    if event.kind in (Kind.HARD_BOUNCE, Kind.SOFT_BOUNCE):
-        code = _STATUS.search(event.description)
-        delivery_record_bounce(
-            delivery.id, event.kind == Kind.HARD_BOUNCE, code.group(0) if code else "", event.description
-        )
-    elif event.kind == Kind.COMPLAINT:
-        delivery_record_complaint(delivery.id)
 
 
 # An RFC 3463 enhanced status code (5.1.1), else a basic SMTP reply code (550) at the start of a diagnostic.
 _STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b|^[245]\d\d\b")
 
 
+def _record_on_delivery(event: MailEvent, delivery_id: int) -> None:
+    if event.kind in (Kind.HARD_BOUNCE, Kind.SOFT_BOUNCE):
+        code = _STATUS.search(event.description)
+        delivery.delivery_record_bounce(
+            delivery_id, event.kind == Kind.HARD_BOUNCE, code.group(0) if code else "", event.description
+        )
+    elif event.kind == Kind.COMPLAINT:
+        delivery.delivery_record_complaint(delivery_id)
+
+
 def _act(event: MailEvent, subscriber: Subscriber | None, address: str, source: str) -> str:
     detail = f"{event.esp}: {event.get_kind_display()}"
     if not address:
         return "no address"
+    mail_event_notify(event, address)
     if event.kind == Kind.HARD_BOUNCE:
         address_suppress(address, Suppression.Reason.HARD_BOUNCE, source, detail)
         return "suppressed (hard bounce)"
@@ -176,7 +169,7 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str, source: 
             return "soft bounce for an unknown address"
         Subscriber.objects.filter(pk=subscriber.pk).update(soft_bounces=F("soft_bounces") + 1)
         subscriber.refresh_from_db(fields=["soft_bounces"])
-        if subscriber.soft_bounces >= settings.MASTHEAD.get("SOFT_BOUNCE_LIMIT", 3):
+        if subscriber.soft_bounces >= app_settings.SOFT_BOUNCE_LIMIT:
             address_suppress(address, Suppression.Reason.SOFT_BOUNCES, source, detail)
             return f"suppressed after {subscriber.soft_bounces} soft bounces"
         return f"soft bounce {subscriber.soft_bounces}"
@@ -185,35 +178,3 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str, source: 
         subscriber_unsubscribe(subscriber, newsletter, source=source)
         return "unsubscribed"
     return "nothing to do"
-
-
-def issue_complaint_rate(issue) -> float:
-    """Complaints about the issue per message sent (0 when nothing was sent yet)."""
-    from newsletter.models import Delivery
-
-    sent = Delivery.objects.filter(issue=issue, status=Delivery.Status.SENT).count()
-    complaints = MailEvent.objects.filter(issue=issue, kind=Kind.COMPLAINT).count()
-    return complaints / sent if sent else float(complaints > 0)
-
-
-def issue_complaint_check(issue) -> bool:
-    """Pause the issue's send when its complaint rate is above MASTHEAD['COMPLAINT_PAUSE_RATE']. Returns whether
-    this call paused it (an issue already paused, finished or cancelled is left alone)."""
-    from newsletter.models import Issue
-
-    threshold = settings.MASTHEAD.get("COMPLAINT_PAUSE_RATE", 0.001)
-    rate = issue_complaint_rate(issue)
-    if rate <= threshold:
-        return False
-    issue.refresh_from_db(fields=["status"])
-    if issue.status != Issue.Status.SENDING:
-        return False
-    reason = f"complaint rate {rate:.2%} is above {threshold:.2%}"
-    from newsletter.services.sending import SendError, issue_pause
-
-    try:
-        issue_pause(issue, reason=reason)
-    except SendError:  # it finished, was paused or cancelled since the status was read
-        return False
-    log.warning("Paused issue %s: %s", issue.pk, reason)
-    return True

@@ -15,9 +15,9 @@ from newsletter.mjml import MjmlError, compile_mjml
 from newsletter.models import IssueArticle
 from newsletter.placeholders import PersonalValues, substitute
 from newsletter.services.rendering import RenderError, issue_mjml, issue_render
-from tests.conftest import ROOT, require
-from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles
-from tests.newsletter.test_render_browser import IMAGE
+from tests.factories import ArticleFactory, issue_with_articles
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db
 
@@ -26,20 +26,25 @@ MJML_DIR = ROOT / "tests" / "mjml"
 MAX_DIFFERENT_PIXELS = 0.001
 
 
-def official_mjml(source: str, validation: str = "strict") -> dict:
-    """{"html", "errors"} from the official compiler (tests/mjml/compile.js); html is empty when strict
-    validation rejects the document."""
+@pytest.fixture
+def official_mjml(require):
+    """official_mjml(source, validation) → {"html", "errors"} from the official compiler (tests/mjml/compile.js);
+    html is empty when strict validation rejects the document."""
     node = shutil.which("node")
     require(bool(node) and (MJML_DIR / "node_modules" / "mjml").is_dir(), "node + mjml (npm ci --prefix tests/mjml)")
-    result = subprocess.run(
-        [node, str(MJML_DIR / "compile.js"), "--validation", validation],
-        input=source.encode(),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
+
+    def compile_official(source: str, validation: str = "strict") -> dict:
+        result = subprocess.run(
+            [node, str(MJML_DIR / "compile.js"), "--validation", validation],
+            input=source.encode(),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        return json.loads(result.stdout)
+
+    return compile_official
 
 
 @pytest.fixture
@@ -61,24 +66,13 @@ def newsroom_issue():
     return issue
 
 
-def test_layout_passes_the_official_mjml_strict_validation(newsroom_issue):
+def test_layout_passes_the_official_mjml_strict_validation(newsroom_issue, official_mjml):
     source = issue_mjml(newsroom_issue)
     result = official_mjml(source, "strict")
     assert result["errors"] == []
     assert result["html"].startswith("<!doctype html>")
     # The MJML we validate is the one production compiles.
     assert compile_mjml(source) == issue_render(newsroom_issue).html
-
-
-@pytest.fixture
-def broken_layout(settings, tmp_path):
-    """A copy of the default layout that a test may break."""
-    folder = tmp_path / "email" / "broken"
-    folder.mkdir(parents=True)
-    for f in (Path(settings.BASE_DIR) / "templates" / "email" / "default").iterdir():
-        (folder / f.name).write_text(f.read_text().replace("email/default/", "email/broken/"))
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
-    return folder
 
 
 MISSPELT = [
@@ -88,7 +82,9 @@ MISSPELT = [
 
 
 @pytest.mark.parametrize(("partial", "good", "bad", "tag"), MISSPELT)
-def test_a_misspelt_tag_is_rejected_by_both_compilers_at_the_same_line(broken_layout, partial, good, bad, tag):
+def test_a_misspelt_tag_is_rejected_by_both_compilers_at_the_same_line(
+    broken_layout, partial, good, bad, tag, official_mjml
+):
     path = broken_layout / partial
     path.write_text(path.read_text().replace(good, bad, 1).replace(good.replace("<", "</"), bad.replace("<", "</"), 1))
     issue = issue_with_articles(2, newsletter__template="broken")
@@ -104,7 +100,7 @@ def test_a_misspelt_tag_is_rejected_by_both_compilers_at_the_same_line(broken_la
     assert f"<{tag}> is not an MJML element" in ours.value.message
 
 
-def test_an_unclosed_section_is_rejected_by_both_compilers(broken_layout):
+def test_an_unclosed_section_is_rejected_by_both_compilers(broken_layout, official_mjml):
     article = broken_layout / "_article.mjml"
     article.write_text(article.read_text().replace("</mj-section>", "", 1))
     source = issue_mjml(issue_with_articles(2, newsletter__template="broken"))
@@ -117,7 +113,6 @@ def test_an_unclosed_section_is_rejected_by_both_compilers(broken_layout):
 
 
 def screenshot(page, html: str, width: int) -> Image.Image:
-    page.route("https://harbourcity.example/**", lambda route: route.fulfill(body=IMAGE, content_type="image/png"))
     page.set_viewport_size({"width": width, "height": 900})
     page.set_content(html, wait_until="load")
     return Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
@@ -136,7 +131,7 @@ def different_pixels(a: Image.Image, b: Image.Image) -> float:
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [600, 375])
 def test_mrml_and_the_official_mjml_render_the_same_pixels(
-    newsroom_issue, browser, width, screenshot_dir, record_property
+    newsroom_issue, fresh_page, width, screenshot_dir, record_property, official_mjml
 ):
     source = issue_mjml(newsroom_issue)
     values = PersonalValues("https://n.example/u/t/", "https://n.example/p/t/", "Reader").for_html()
@@ -146,11 +141,7 @@ def test_mrml_and_the_official_mjml_render_the_same_pixels(
 
     shots = []
     for name, html in (("mrml", ours), ("mjml", reference)):
-        context = browser.new_context()  # a fresh page each, so nothing carries over
-        try:
-            shots.append(screenshot(context.new_page(), html, width))
-        finally:
-            context.close()
+        shots.append(screenshot(fresh_page(), html, width))  # a fresh page each, so nothing carries over
         shots[-1].save(screenshot_dir / f"reference-{name}-{width}.png")
 
     fraction = different_pixels(*shots)

@@ -1,8 +1,9 @@
 """`manage.py fetch_bounces [--limit N]`: poll the mailbox named by BOUNCE_IMAP_URL (for operators whose bounce
 address lives at a provider) and act on what is there; run it from cron or a timer every few minutes."""
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from newsletter.conf import app_settings
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         from subscribers.services.inbound.mailbox import MailboxError, bounces_fetch, mailbox_config
 
         try:
-            config = mailbox_config(settings.MASTHEAD["BOUNCE_IMAP_URL"], verify=settings.MASTHEAD["SMTP_VERIFY_TLS"])
+            config = mailbox_config(app_settings.BOUNCE_IMAP_URL, verify=app_settings.SMTP_VERIFY_TLS)
         except MailboxError as exc:
             raise CommandError(str(exc)) from exc
         try:

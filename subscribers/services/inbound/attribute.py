@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from django.conf import settings
-
-from newsletter.services.feedback import DeliveryRef, delivery_find
+from newsletter.conf import app_settings
+from newsletter.delivery import DeliveryRef, delivery_find
 from subscribers import links
 from subscribers.tokens import BadToken, Purpose, read_short_token
 
@@ -36,7 +35,7 @@ def bounce_domain() -> str:
 
 
 def bounce_local_part() -> str:
-    return settings.MASTHEAD["BOUNCE_LOCAL_PART"].lower()
+    return app_settings.BOUNCE_LOCAL_PART.lower()
 
 
 def is_bounce_address(address: str) -> bool:

@@ -13,9 +13,9 @@ from datetime import timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 
-from django.conf import settings
 from django.utils import timezone
 
+from newsletter.conf import app_settings
 from subscribers.models import QuarantinedMail
 
 from .parse import text_clean
@@ -39,8 +39,7 @@ def _text(msg: Message | None, name: str, limit: int) -> str:
 def mail_quarantine(
     raw: bytes, reason: str, door: str, msg: Message | None = None, sender: str = "", recipient: str = ""
 ) -> QuarantinedMail:
-    conf = settings.MASTHEAD
-    limit = conf["INBOUND_QUARANTINE_MAX_BYTES"]
+    limit = app_settings.INBOUND_QUARANTINE_MAX_BYTES
     row = QuarantinedMail.objects.create(
         reason=text_clean(reason)[:300],
         door=door,
@@ -59,11 +58,10 @@ def mail_quarantine(
 
 def quarantine_prune(every: int = 1, row_id: int = 0) -> int:
     """Delete what is beyond the quarantine's age and size bounds. Returns how many rows went."""
-    conf = settings.MASTHEAD
-    cutoff = timezone.now() - timedelta(days=conf["INBOUND_QUARANTINE_DAYS"])
+    cutoff = timezone.now() - timedelta(days=app_settings.INBOUND_QUARANTINE_DAYS)
     deleted, _ = QuarantinedMail.objects.filter(received_at__lt=cutoff).delete()
     if row_id % every == 0:
-        keep = conf["INBOUND_QUARANTINE_MAX"]
+        keep = app_settings.INBOUND_QUARANTINE_MAX
         boundary = list(QuarantinedMail.objects.order_by("-id").values_list("id", flat=True)[keep : keep + 1])
         if boundary:
             deleted += QuarantinedMail.objects.filter(id__lte=boundary[0]).delete()[0]

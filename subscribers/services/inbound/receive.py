@@ -24,12 +24,11 @@ from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 from urllib.parse import unquote
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
+from newsletter.conf import app_settings
 from newsletter.models import Newsletter
-from subscribers import links
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import BadToken, Purpose, read_token
 
@@ -79,7 +78,7 @@ def _bare(address: str) -> str:
 
 
 def is_unsubscribe_address(address: str) -> bool:
-    mailto = _bare(links.unsubscribe_mailto())
+    mailto = _bare(app_settings.UNSUBSCRIBE_MAILTO)
     local, _, domain = mailto.rpartition("@")
     got_local, _, got_domain = _bare(address).rpartition("@")
     return got_domain == domain and (got_local == local or got_local.startswith(local + "+"))
@@ -88,7 +87,7 @@ def is_unsubscribe_address(address: str) -> bool:
 def recipient_accepted(address: str) -> bool:
     """Whether the doors take mail for `address`: our bounce addresses, the unsubscribe mailto, and
     MASTHEAD['INBOUND_ADDRESSES'] (a feedback loop's registered address)."""
-    extra = {_bare(a) for a in settings.MASTHEAD["INBOUND_ADDRESSES"] if a}
+    extra = {_bare(a) for a in app_settings.INBOUND_ADDRESSES if a}
     return is_bounce_address(address) or is_unsubscribe_address(address) or _bare(address) in extra
 
 
@@ -111,7 +110,7 @@ def envelope_recipient(msg: Message) -> str:
 def inbound_rate_allows() -> bool:
     """A fixed one-minute window shared through the cache (Redis in production): a flood of bounces is answered
     "try later" rather than spent on the database; the sending MTAs retry, so nothing is lost."""
-    limit = settings.MASTHEAD["INBOUND_RATE_PER_MINUTE"]
+    limit = app_settings.INBOUND_RATE_PER_MINUTE
     if not limit:
         return True
     key = f"masthead:inbound:{int(time.time() // 60)}"
@@ -144,7 +143,7 @@ def inbound_receive(raw: bytes, recipient: str = "", sender: str = "", door: str
     if not raw.strip():
         log.warning("inbound: empty message via %s from %r refused", door, sender)
         return Outcome("empty message", EX_DATAERR, "554 5.6.0 Empty message")
-    if len(raw) > settings.MASTHEAD["INBOUND_MAX_BYTES"]:
+    if len(raw) > app_settings.INBOUND_MAX_BYTES:
         log.warning("inbound: %s-byte message via %s from %r refused (too big)", len(raw), door, sender)
         return Outcome("too big", EX_DATAERR, "552 5.3.4 Message too big for this address")
     try:
@@ -225,7 +224,7 @@ def _act(raw: bytes, msg: Message, report: Report, delivery) -> Outcome:
     )
     if not created:
         return _accepted("already recorded", f"event {event.pk}")
-    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, delivery=delivery)
+    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, sent=delivery)
     log.info("inbound: %s for delivery %s (%s, %s): %s", report.kind, delivery.id, report.parser, description, outcome)
     return _accepted(outcome, description)
 
