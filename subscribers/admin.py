@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -240,8 +241,6 @@ class QuarantinedMailAdmin(AppendOnlyAdmin):
 
     @admin.display(description=_("Message (as received)"))
     def message(self, obj: QuarantinedMail) -> str:
-        from django.utils.html import format_html
-
         text = bytes(obj.raw).decode("utf-8", "replace")
         return format_html('<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>', text)
 

@@ -20,8 +20,8 @@ def inbound_settings(settings) -> None:
         "BOUNCE_LOCAL_PART": "bounces",
         "INBOUND_ADDRESSES": [FBL_ADDRESS],
         "INBOUND_RATE_PER_MINUTE": 0,
+        "UNSUBSCRIBE_MAILTO": UNSUBSCRIBE_ADDRESS,
     }
-    settings.UNSUBSCRIBE_MAILTO = UNSUBSCRIBE_ADDRESS
 
 
 def fixture_bytes(name: str, verp: str, recipient: str, message_id: str = "<issue.1@example.org>") -> bytes:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
+from django.utils import timezone
 
 from newsletter.models import Delivery, Issue
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression, email_hash
@@ -202,7 +203,7 @@ def test_complaint_webhook_processed_by_a_real_worker_pauses_the_issue(
 
 
 def test_a_multi_recipient_ses_bounce_suppresses_every_recipient(client, newsletter, on_commit):
-    issue = IssueFactory(newsletter=newsletter)
+    issue = IssueFactory(sending=True, newsletter=newsletter)
     readers = [subscribed(newsletter, email=f"ses{i}@example.com") for i in range(3)]
     for reader in readers:
         DeliveryFactory(issue=issue, subscriber=reader, status="sent", message_id="ses-multi-1")
@@ -228,7 +229,7 @@ def test_webhook_bounces_and_complaints_show_on_the_delivery_and_in_the_issue_co
     from newsletter.services.sending import issue_progress
 
     settings.MASTHEAD = {**settings.MASTHEAD, "COMPLAINT_PAUSE_RATE": 1.0}
-    issue = IssueFactory(newsletter=newsletter, status=Issue.Status.SENT)
+    issue = IssueFactory(sending=True, newsletter=newsletter, status=Issue.Status.SENT, finished_at=timezone.now())
     readers = [subscribed(newsletter, email=f"c{i}@example.com") for i in range(5)]
     deliveries = [
         DeliveryFactory(issue=issue, subscriber=r, status="sent", message_id=f"pm-{i}") for i, r in enumerate(readers)

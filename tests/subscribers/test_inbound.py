@@ -17,8 +17,8 @@ from subscribers.services.inbound import inbound_receive
 from subscribers.services.inbound.quarantine import quarantine_prune
 from subscribers.tokens import BadToken, Purpose, make_short_token, make_token, read_short_token
 from tests.conftest import ROOT, child_env, free_port
+from tests.factories import DeliveryFactory, IssueFactory, subscribed
 
-from .factories import DeliveryFactory, IssueFactory, subscribed
 from .inbound_helpers import BOUNCE_DOMAIN, FBL_ADDRESS, UNSUBSCRIBE_ADDRESS, fixture_bytes, inbound_settings
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def _inbound(settings):
 
 
 def sent_delivery(newsletter, email="reader@example.net", issue=None) -> Delivery:
-    issue = issue or IssueFactory(newsletter=newsletter)
+    issue = issue or IssueFactory(sending=True, newsletter=newsletter)
     reader = subscribed(newsletter, email=email)
     delivery = DeliveryFactory(issue=issue, subscriber=reader, status=Delivery.Status.SENT, sent_at=timezone.now())
     delivery.message_id = f"<{issue.public_id.hex}.{delivery.pk}@example.org>"
@@ -92,7 +92,9 @@ def test_soft_bounces_count_toward_the_limit(newsletter, settings):
     first.refresh_from_db()
     assert (first.bounce_kind, first.bounce_code) == (Delivery.BounceKind.SOFT, "4.2.2")
     assert first.subscriber.status == Subscriber.Status.ACTIVE
-    second = DeliveryFactory(issue=IssueFactory(newsletter=newsletter), subscriber=first.subscriber, status="sent")
+    second = DeliveryFactory(
+        issue=IssueFactory(sending=True, newsletter=newsletter), subscriber=first.subscriber, status="sent"
+    )
     assert receive("gmail_over_quota.eml", second).action == "suppressed after 2 soft bounces"
     assert Suppression.objects.get().reason == Suppression.Reason.SOFT_BOUNCES
 
@@ -107,7 +109,7 @@ def test_a_delay_notice_changes_nothing(newsletter):
 @pytest.mark.parametrize("name", ["yahoo_arf.eml", "microsoft_arf.eml", "microsoft_jmrp.eml"])
 def test_feedback_loop_complaints_suppress_and_pause_the_issue(newsletter, settings, name):
     settings.MASTHEAD = {**settings.MASTHEAD, "COMPLAINT_PAUSE_RATE": 0.001}
-    issue = IssueFactory(newsletter=newsletter, status=Issue.Status.SENDING)
+    issue = IssueFactory(sending=True, newsletter=newsletter)
     delivery = sent_delivery(newsletter, issue=issue)
     for i in range(3):
         sent_delivery(newsletter, email=f"fine{i}@example.net", issue=issue)
@@ -122,7 +124,7 @@ def test_feedback_loop_complaints_suppress_and_pause_the_issue(newsletter, setti
 
 def test_bounces_and_complaints_show_in_the_issue_progress(newsletter, settings):
     settings.MASTHEAD = {**settings.MASTHEAD, "COMPLAINT_PAUSE_RATE": 1.0}
-    issue = IssueFactory(newsletter=newsletter, status=Issue.Status.SENT)
+    issue = IssueFactory(sending=True, newsletter=newsletter, status=Issue.Status.SENT, finished_at=timezone.now())
     bounced = [sent_delivery(newsletter, email=f"b{i}@example.net", issue=issue) for i in range(2)]
     complained = sent_delivery(newsletter, email="c@example.net", issue=issue)
     sent_delivery(newsletter, email="fine@example.net", issue=issue)

@@ -15,8 +15,8 @@ from imapclient import IMAPClient
 from subscribers import links
 from subscribers.models import QuarantinedMail, Subscriber
 from subscribers.services.inbound.mailbox import bounces_fetch, mailbox_config
-from tests.conftest import free_port, require
-from tests.newsletter.test_send_tls import self_signed
+from tests.conftest import free_port
+from tests.newsletter.delivery.test_transports_smtp_tls import self_signed
 
 from .inbound_helpers import fixture_bytes, inbound_settings
 from .test_inbound import sent_delivery
@@ -63,7 +63,7 @@ service imap-login {{
 
 
 @pytest.fixture
-def dovecot(tmp_path):
+def dovecot(tmp_path, require):
     binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
     require(binary is not None, "Dovecot (apt-get install dovecot-imapd)")
     # Its own folder, readable by Dovecot's unprivileged processes (pytest's tmp_path is root-only).

@@ -13,22 +13,23 @@ import pytest
 
 from newsletter.models import Delivery
 from subscribers.models import ConsentEvent, Subscriber, Suppression
-from tests.conftest import ROOT, child_env, require, wait_for
-from tests.newsletter.sending_helpers import drain, make_issue, start
+from tests.conftest import ROOT, child_env
+from tests.factories import SubscriberFactory, SubscriptionFactory, issue_to_send
 
-from .factories import SubscriberFactory, SubscriptionFactory
 from .postfix import BOUNCE_DOMAIN, postfix_binary, postfix_configure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_an_issue_bounced_by_a_real_postfix_suppresses_the_address(smtp_server, settings):
+def test_an_issue_bounced_by_a_real_postfix_suppresses_the_address(
+    smtp_server, settings, require, wait_for, start, drain
+):
     require(postfix_binary() is not None and os.geteuid() == 0, "Postfix (apt-get install postfix), run as root")
     # The capture server plays our MX for the bounce domain; Postfix sends the DSN there.
     postfix_configure(smtp_server.port)
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 25  # the issue goes out through Postfix
     settings.MASTHEAD = {**settings.MASTHEAD, "BOUNCE_DOMAIN": BOUNCE_DOMAIN, "INBOUND_RATE_PER_MINUTE": 0}
-    issue = make_issue()
+    issue = issue_to_send()
     ghost = SubscriberFactory(email=f"ghost-{uuid.uuid4().hex[:10]}@localhost")
     SubscriptionFactory(subscriber=ghost, newsletter=issue.newsletter)
     start(issue)

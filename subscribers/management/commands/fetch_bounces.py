@@ -4,6 +4,7 @@ address lives at a provider) and act on what is there; run it from cron or a tim
 from django.core.management.base import BaseCommand, CommandError
 
 from newsletter.conf import app_settings
+from subscribers.services.inbound.mailbox import MailboxError, bounces_fetch, mailbox_config
 
 
 class Command(BaseCommand):
@@ -13,8 +14,6 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=500, help="messages per run")
 
     def handle(self, *args, limit: int, **options):
-        from subscribers.services.inbound.mailbox import MailboxError, bounces_fetch, mailbox_config
-
         try:
             config = mailbox_config(app_settings.BOUNCE_IMAP_URL, verify=app_settings.SMTP_VERIFY_TLS)
         except MailboxError as exc:

@@ -7,6 +7,8 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from subscribers.inbound_smtp import inbound_controller
+
 
 class Command(BaseCommand):
     help = "Receive bounces, complaints and unsubscribe emails over SMTP."
@@ -17,8 +19,6 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=4, help="database threads handling messages")
 
     def handle(self, *args, host: str, port: int, threads: int, **options):
-        from subscribers.inbound_smtp import inbound_controller
-
         controller = inbound_controller(host, port, threads)
         controller.start()
         self.stdout.write(f"Inbound SMTP on {host}:{port} (Ctrl-C stops)")

@@ -10,6 +10,8 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from subscribers.services.inbound import EX_TEMPFAIL, inbound_receive
+
 log = logging.getLogger("masthead.inbound")
 
 
@@ -22,8 +24,6 @@ class Command(BaseCommand):
         parser.add_argument("--sender", default="", help="envelope sender, for the log and the quarantine")
 
     def handle(self, *args, recipient: str, sender: str, **options):
-        from subscribers.services.inbound import EX_TEMPFAIL, inbound_receive
-
         raw = sys.stdin.buffer.read()
         try:
             outcome = inbound_receive(raw, recipient=recipient, sender=sender)

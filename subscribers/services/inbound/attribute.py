@@ -11,15 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from newsletter import delivery
 from newsletter.conf import app_settings
-from newsletter.delivery import DeliveryRef, delivery_find
 from subscribers import links
 from subscribers.tokens import BadToken, Purpose, read_short_token
 
 
 @dataclass(frozen=True)
 class Attribution:
-    delivery: DeliveryRef | None = None
+    delivery: delivery.DeliveryRef | None = None
     transactional: bool = False  # a bounce of a confirmation or export email
     problem: str = ""  # why nothing was attributed, for the quarantine
 
@@ -70,8 +70,8 @@ def delivery_attribute(addresses: list[str]) -> Attribution:
             delivery_id = read_short_token(Purpose.BOUNCE, token)
         except BadToken:
             return Attribution(problem=f"forged or damaged bounce address {address} (its signature does not match)")
-        delivery = delivery_find(delivery_id)
-        if delivery is None:
+        sent = delivery.delivery_find(delivery_id)
+        if sent is None:
             return Attribution(problem=f"the delivery of {address} no longer exists")
-        return Attribution(delivery=delivery)
+        return Attribution(delivery=sent)
     return Attribution(problem="no signed bounce address in it")

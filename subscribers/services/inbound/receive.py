@@ -208,24 +208,24 @@ def _ignored(action: str, report: Report, recipient: str) -> Outcome:
     return _accepted(action, report.detail)
 
 
-def _act(raw: bytes, msg: Message, report: Report, delivery) -> Outcome:
+def _act(raw: bytes, msg: Message, report: Report, sent) -> Outcome:
     # VERP names one delivery: the failure for its address if the report lists several, else the first.
-    failure = next((f for f in report.failures if f.recipient.lower() == delivery.email.lower()), None)
+    failure = next((f for f in report.failures if f.recipient.lower() == sent.email.lower()), None)
     failure = failure or (report.failures[0] if report.failures else None)
     description = " ".join(p for p in (failure.status, failure.diagnostic) if p) if failure else report.detail
     event, created = mail_event_store(
         esp="inbound",
         event_id=_event_id(msg, raw),
         kind=str(report.kind),
-        recipient=delivery.email,
-        message_id=delivery.message_id,
+        recipient=sent.email,
+        message_id=sent.message_id,
         description=description or report.parser,
-        delivery_id=delivery.id,
+        delivery_id=sent.id,
     )
     if not created:
         return _accepted("already recorded", f"event {event.pk}")
-    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, sent=delivery)
-    log.info("inbound: %s for delivery %s (%s, %s): %s", report.kind, delivery.id, report.parser, description, outcome)
+    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, sent=sent)
+    log.info("inbound: %s for delivery %s (%s, %s): %s", report.kind, sent.id, report.parser, description, outcome)
     return _accepted(outcome, description)
 
 
