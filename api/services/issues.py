@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Count
 
+from newsletter import delivery
 from newsletter.models import Article, Delivery, Issue, IssueArticle
 from newsletter.services.composing import issue_renumber
+from subscribers.models import MailEvent
 
 
 class IssueInvalid(Exception):
@@ -88,9 +90,6 @@ REPORT_STATUSES = (Issue.Status.SENT, Issue.Status.CANCELLED, Issue.Status.FAILE
 def issue_report(issue: Issue) -> dict | None:
     """What happened to a finished send: deliveries by outcome, bounces and complaints reported for it. None while
     the issue has not finished sending (there is no report yet)."""
-    from subscribers.models import MailEvent
-    from subscribers.services.bounces import issue_complaint_rate
-
     if issue.status not in REPORT_STATUSES or issue.started_at is None:
         return None
     counts = {status: 0 for status in Delivery.Status.values}
@@ -110,5 +109,5 @@ def issue_report(issue: Issue) -> dict | None:
         "hard_bounces": events[MailEvent.Kind.HARD_BOUNCE],
         "soft_bounces": events[MailEvent.Kind.SOFT_BOUNCE],
         "complaints": events[MailEvent.Kind.COMPLAINT],
-        "complaint_rate": round(issue_complaint_rate(issue), 6),
+        "complaint_rate": round(delivery.issue_complaint_rate(issue.pk), 6),
     }

@@ -12,6 +12,7 @@ of the package is how it works, one module per step:
     recovery    beat's pass: start due issues, requeue expired leases, restart stalled sends, finish
     complaints  pause an issue whose complaint rate is too high
     proofs      test sends of an issue to a few editors
+    transactional  confirmation and export emails through the same transport settings (TLS, DKIM)
 
 Follow one delivery: services.sending.issue_send_now → send_start → dispatch.materialise_later →
 tasks.materialise_task → deliveries_materialise → dispatch.batches_start → tasks.send_batch_task →
@@ -26,7 +27,7 @@ from newsletter.models import Delivery
 
 from .audience import mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
-from .complaints import issue_complaint_check
+from .complaints import issue_complaint_check, issue_complaint_rate
 from .feedback import (
     DeliveryRef,
     delivery_find,
@@ -39,6 +40,7 @@ from .lifecycle import send_cancel, send_finish, send_pause, send_reopen_failed,
 from .messages import AddressError, wire_address
 from .proofs import proof_send
 from .recovery import RecoveryReport, issues_recover
+from .transactional import transactional_send
 
 
 def subscriber_withdraw(subscriber_id: int, newsletter_ids: Iterable[int] | None = None, reason: str = "") -> int:
@@ -80,6 +82,7 @@ __all__ = [
     "delivery_record_bounce",
     "delivery_record_complaint",
     "issue_complaint_check",
+    "issue_complaint_rate",
     "issues_recover",
     "mailable_subscribers",
     "proof_send",
@@ -91,5 +94,6 @@ __all__ = [
     "send_start",
     "subscriber_forget",
     "subscriber_withdraw",
+    "transactional_send",
     "wire_address",
 ]

@@ -281,13 +281,25 @@ def deliveries_claimable_exist(issue_id: int, now: datetime) -> bool:
 def run_open(issue: Issue, user, now: datetime) -> None:
     """A send starts (again): not materialised yet, alive now."""
     SendRun.objects.update_or_create(
-        issue=issue, defaults={"materialised_at": None, "heartbeat_at": now, "started_by": user}
+        issue=issue, defaults={"materialised_at": None, "heartbeat_at": now, "wake_at": None, "started_by": user}
     )
 
 
 def run_beat(issue_id: int, now: datetime | None = None) -> None:
     """Something is working on this send (a claim, a materialise chunk, a resume)."""
     SendRun.objects.filter(pk=issue_id).update(heartbeat_at=now or timezone.now())
+
+
+def run_idle(issue_id: int) -> None:
+    """A batch found nothing to claim: the chain ends. If deferred rows wait for later, the send is to be woken
+    when the earliest is due (recovery reads `wake_at`), not a lease later when its heartbeat has gone stale."""
+    due = (
+        Delivery.objects.filter(issue_id=issue_id, status=Status.DEFERRED)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    SendRun.objects.filter(pk=issue_id).update(wake_at=due)
 
 
 def run_count_resend(issue_id: int) -> None:
@@ -299,4 +311,4 @@ def run_take_over(run: SendRun, now: datetime) -> bool:
     with transaction.atomic():
         seen = run.heartbeat_at
         mark = Q(heartbeat_at__isnull=True) if seen is None else Q(heartbeat_at=seen)
-        return bool(SendRun.objects.filter(mark, pk=run.pk).update(heartbeat_at=now))
+        return bool(SendRun.objects.filter(mark, pk=run.pk).update(heartbeat_at=now, wake_at=None))

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0008_delivery_bounce_and_complaint'),
+        ('newsletter', '0009_delivery_bounce_and_complaint'),
         ('subscribers', '0008_consent_source_api'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0007_merge_20261203_0825'),
+        ('newsletter', '0008_send_wake_frozen_sender_status_reason'),
     ]
 
     operations = [
