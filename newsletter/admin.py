@@ -7,7 +7,7 @@ POST-only (405 on GET) and checks an explicit permission (403 without it)."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from .admin_import import ArticleImportAdminMixin
 from .admin_sending import IssueSendingAdminMixin
-from .models import ARTICLE_EDITABLE_FIELDS, Article, Issue, IssueArticle, Newsletter
+from .models import ARTICLE_EDITABLE_FIELDS, Article, Delivery, Issue, IssueArticle, Newsletter
 from .services.composing import article_sanitize, issue_duplicate, issue_preview, issue_renumber, preview_values
 from .services.rendering import RenderError, article_render
 
@@ -206,7 +206,7 @@ class IssueArticleInline(admin.TabularInline):
 
 @admin.register(Issue)
 class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
-    list_display = ["subject", "newsletter", "status", "article_count", "scheduled_at", "created_at"]
+    list_display = ["subject", "newsletter", "status", "article_count", "delivery_counts", "scheduled_at", "created_at"]
     list_filter = ["status", "newsletter"]
     search_fields = ["subject", "preheader"]
     inlines = [IssueArticleInline]
@@ -215,11 +215,29 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
     actions = ["duplicate_selected"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_article_count=Count("items"))
+        # Delivery counts as subqueries: a second join would multiply the article count.
+        def deliveries(**match):
+            rows = Delivery.objects.filter(issue=OuterRef("pk"), **match).order_by().values("issue")
+            return Subquery(rows.annotate(n=Count("id")).values("n"), output_field=IntegerField())
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _article_count=Count("items"),
+                _sent=deliveries(status=Delivery.Status.SENT),
+                _bounced=deliveries(bounce_kind=Delivery.BounceKind.HARD),
+                _complained=deliveries(complained_at__isnull=False),
+            )
+        )
 
     @admin.display(description=_("Articles"), ordering="_article_count")
     def article_count(self, obj: Issue) -> int:
         return obj._article_count
+
+    @admin.display(description=_("Sent / bounced / complaints"))
+    def delivery_counts(self, obj: Issue) -> str:
+        return f"{obj._sent or 0} / {obj._bounced or 0} / {obj._complained or 0}"
 
     # Read-only once the issue leaves draft: what was (or is being) sent must not change under the archive.
     def has_change_permission(self, request, obj=None) -> bool:

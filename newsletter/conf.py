@@ -87,6 +87,19 @@ class MastheadSettings:
     TRUSTED_PROXIES = Setting(
         "", str, "proxies whose X-Forwarded-For is believed: a count (1) or CIDRs (10.0.0.0/8,192.0.2.10)"
     )
+    # Mail that comes back (subscribers/services/inbound/)
+    VERP = Setting(True, bool, "issue mail leaves with the delivery's own signed envelope sender (VERP)")
+    BOUNCE_LOCAL_PART = Setting("bounces", str, "local part of the VERP and transactional return paths")
+    BOUNCE_DOMAIN = Setting(
+        "", str, "domain of the return paths (its MX reaches an inbound door)", lambda: settings.MAIL_DOMAIN
+    )
+    INBOUND_ADDRESSES = Setting([], list, "more addresses the inbound doors accept (a feedback loop's)")
+    INBOUND_RATE_PER_MINUTE = Setting(6000, int, "messages per minute the inbound doors take; then 'try later'")
+    INBOUND_MAX_BYTES = Setting(10 * 1024 * 1024, int, "larger inbound messages are refused")
+    INBOUND_QUARANTINE_MAX = Setting(10000, int, "rows the quarantine keeps at most")
+    INBOUND_QUARANTINE_DAYS = Setting(30, int, "days the quarantine keeps a message")
+    INBOUND_QUARANTINE_MAX_BYTES = Setting(256 * 1024, int, "bytes of each quarantined message kept")
+    BOUNCE_IMAP_URL = Setting("", str, "imaps://user:password@host/INBOX for `manage.py fetch_bounces`")
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
     # REST API (/api/v1/) and outgoing webhooks

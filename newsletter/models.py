@@ -199,6 +199,10 @@ class Delivery(models.Model):
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
 
+    class BounceKind(models.TextChoices):
+        HARD = "hard", _("Hard bounce")
+        SOFT = "soft", _("Soft bounce")
+
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="deliveries")
     # SET_NULL: erasing a subscriber keeps the issue's counts but nothing personal.
     subscriber = models.ForeignKey(
@@ -213,6 +217,14 @@ class Delivery(models.Model):
     message_id = models.CharField(max_length=255, blank=True)
     error_code = models.CharField(max_length=16, blank=True)
     error_text = models.TextField(blank=True)
+    # What happened after the receiving server accepted it: a bounce (DSN, ESP webhook) or a spam complaint.
+    # The status stays "sent" (it was handed over); these say what came back later, for the issue's counts.
+    # db_default: the materialising INSERT … SELECT names only the columns it fills.
+    bounce_kind = models.CharField(max_length=8, choices=BounceKind.choices, blank=True, db_default="")
+    bounce_code = models.CharField(max_length=16, blank=True, db_default="")
+    bounce_text = models.CharField(max_length=300, blank=True, db_default="")
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = DeliveryQuerySet.as_manager()

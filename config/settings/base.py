@@ -226,5 +226,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # flufl.bounce logs every detector it runs at INFO, and a detector's crash with its traceback before raising
+    # it (subscribers/services/inbound/parse.py handles that and logs the outcome itself).
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "flufl.bounce": {"level": "CRITICAL"}},
 }
