@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_prose_editor",
     "anymail",
     "newsletter",
     "subscribers",
@@ -114,8 +115,24 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded images (originals and email renditions) go through Django's storage API: the filesystem under
+# MEDIA_ROOT by default, or any backend named by STORAGE_BACKEND (django-storages' S3 for an S3-compatible store),
+# configured with STORAGE_OPTIONS as KEY=value pairs (see the README's "Images and storage").
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+
+
+def storage_options(raw: dict[str, str]) -> dict:
+    """STORAGE_OPTIONS values arrive as strings; booleans and integers are what storage backends expect."""
+    words = {"true": True, "false": False, "none": None}
+    return {k: words.get(v.lower(), int(v) if v.isdigit() else v) for k, v in raw.items()}
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": env.str("STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": storage_options(env.dict("STORAGE_OPTIONS", default={})),
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
@@ -221,6 +238,12 @@ MASTHEAD = {
     "SOFT_BOUNCE_LIMIT": env.int("SOFT_BOUNCE_LIMIT", default=3),
     # Article import by URL refuses loopback/private/link-local addresses (SSRF); true only for a closed network.
     "IMPORT_ALLOW_PRIVATE_URLS": env.bool("IMPORT_ALLOW_PRIVATE_URLS", default=False),
+    # Images in emails need absolute URLs: MEDIA_URL is joined to this host (default SITE_URL) unless the storage
+    # already gives absolute ones (an S3 bucket or a CDN custom domain).
+    "MEDIA_HOST": env.str("MEDIA_HOST", default=SITE_URL).rstrip("/"),
+    # The app serves uploaded files at MEDIA_URL itself; false when a proxy or the object store serves them.
+    "SERVE_MEDIA": env.bool("SERVE_MEDIA", default=True),
+    "IMAGE_MAX_UPLOAD_MB": env.int("IMAGE_MAX_UPLOAD_MB", default=20),
 }
 
 # --- Security ----------------------------------------------------------------------------------
