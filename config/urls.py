@@ -18,6 +18,11 @@ urlpatterns = [
     path("", include("subscribers.urls")),
 ]
 
+if settings.MASTHEAD["SERVE_MEDIA"] and not settings.MEDIA_URL.startswith(("http://", "https://")):
+    from newsletter.media import media_file
+
+    urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media")]
+
 if settings.DEBUG:
     from newsletter import devmail
 

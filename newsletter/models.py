@@ -33,7 +33,9 @@ class Image(models.Model):
     alt_text = models.CharField(
         max_length=300,
         blank=True,
-        help_text=_("What the picture shows, for readers who cannot see it. Required before an issue using it is sent."),
+        help_text=_(
+            "What the picture shows, for readers who cannot see it. Required before an issue using it is sent."
+        ),
     )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -93,7 +95,9 @@ class Article(models.Model):
         help_text=_("An uploaded image; it is used instead of the image URL."),
     )  # fmt: skip
     image_url = models.URLField(max_length=500, blank=True)
-    image_alt = models.CharField(max_length=300, blank=True, help_text=_("Falls back to the uploaded image's alt text."))
+    image_alt = models.CharField(
+        max_length=300, blank=True, help_text=_("Falls back to the uploaded image's alt text.")
+    )
     published_at = models.DateTimeField(default=timezone.now, db_index=True)
     key_facts = models.JSONField(default=list, blank=True, help_text=_("A list of short sentences."))
     body_html = models.TextField(blank=True, help_text=_("The rest of the story."))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from js_asset import static_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -139,6 +140,14 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# The article editor's own extension (a Word paste cleaner); it adds no tags, the sanitiser decides those.
+DJANGO_PROSE_EDITOR_EXTENSIONS = [
+    {
+        "js": [static_lazy("newsletter/admin/office_paste.js")],
+        "extensions": {"OfficePaste": lambda config, shared: None},
+    }
+]
 
 # --- Email -------------------------------------------------------------------------------------
 # EMAIL_URL (smtp://user:pass@host:587/?tls=True) or the usual EMAIL_* variables; EMAIL_BACKEND may name

@@ -126,8 +126,14 @@ def checklist_for_html(issue: Issue, html: str) -> Checklist:
             details=[f"No alt text: {src}" for src in no_alt],
             problem=f"{len(no_alt)} image(s) without alt text ({', '.join(no_alt[:3])})",
         ),
-        CheckItem("links", "Every link goes to a page of the site or a web address", ok=not bad_links,
-                  blocking=True, details=bad_links, problem=f"broken links ({'; '.join(bad_links[:3])})"),  # fmt: skip
+        CheckItem(
+            "links",
+            "Every link goes to a page of the site or a web address",
+            ok=not bad_links,
+            blocking=True,
+            details=bad_links,
+            problem=f"broken links ({'; '.join(bad_links[:3])})",
+        ),  # fmt: skip
         CheckItem(
             "postal_address",
             "The newsletter has a postal address (CAN-SPAM)",

@@ -96,16 +96,19 @@ def _base_name(filename: str) -> str:
 
 
 @transaction.atomic
-def image_upload(upload: UploadedFile | ContentFile, *, alt_text: str = "", title: str = "", user=None) -> Image:
-    """Store an uploaded image with its two email renditions. Raises ImageError (nothing stored) for a file that
-    is not a usable image."""
+def image_upload(
+    upload: UploadedFile | ContentFile, *, alt_text: str = "", title: str = "", user=None, into: Image | None = None
+) -> Image:
+    """Store an uploaded image with its two email renditions, as a new Image (or into the unsaved `into`, as the
+    admin's add form has it). Raises ImageError (nothing stored) for a file that is not a usable image."""
     data = upload.read()
     picture = image_open(data)
     small, large = image_renditions(picture)
     name = _base_name(getattr(upload, "name", "") or "image")
     extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}[picture.format]
     upright = ImageOps.exif_transpose(picture)
-    image = Image(alt_text=alt_text.strip(), title=title.strip() or name, uploaded_by=user)
+    image = into if into is not None else Image()
+    image.alt_text, image.title, image.uploaded_by = alt_text.strip(), title.strip() or name, user
     image.width, image.height = upright.size
     image.original.save(f"{name}.{extension}", ContentFile(data), save=False)
     image.email_600.save(f"{name}-600.jpg", ContentFile(small.data), save=False)

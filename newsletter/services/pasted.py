@@ -94,7 +94,9 @@ class _Cleaner(HTMLParser):
             return
         if self.lists and tag in BLOCKS:
             self._close_lists()
-        if tag == "b" and (attrs.get("id", "").startswith("docs-internal-guid") or style.get("font-weight") == "normal"):
+        if tag == "b" and (
+            attrs.get("id", "").startswith("docs-internal-guid") or style.get("font-weight") == "normal"
+        ):
             self.closers.append((tag, ""))  # Google Docs' wrapper around the whole paste: not bold
             return
         if tag == "span" or tag.startswith(("o:", "w:", "v:")):
