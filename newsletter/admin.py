@@ -7,6 +7,7 @@ POST-only (405 on GET) and checks an explicit permission (403 without it)."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count, Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -411,6 +412,7 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
     ]  # fmt: skip
     readonly_fields = ["status", "scheduled_at", "frozen_at", "public_id"]
     autocomplete_fields = ["sponsor_image"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["duplicate_selected"]
 
     def get_queryset(self, request):

@@ -86,7 +86,7 @@ def _site_page(url: str) -> bool:
 
 
 def link_problem(href: str) -> str:
-    """Why a link in an email cannot work, or "" when it can."""
+    """Why a link in an email cannot work (not a web address), or "" when it can."""
     if href in placeholders.MARKERS:
         return ""
     if not href:
@@ -97,8 +97,16 @@ def link_problem(href: str) -> str:
         return ""
     if scheme not in ("http", "https") or not parts.netloc:
         return f"{href} is not a web address (links in an email need https://…)"
-    site = urlsplit(settings.SITE_URL)
-    if parts.netloc.lower() == site.netloc.lower() and not _site_page(href):
+    return ""
+
+
+def site_link_problem(href: str) -> str:
+    """A web address on this site's own host that is none of its pages (a mistyped archive or signup link). Only a
+    warning: a newsroom may serve its own pages on the same host through a proxy."""
+    parts = urlsplit(href)
+    if parts.scheme.lower() not in ("http", "https"):
+        return ""
+    if parts.netloc.lower() == urlsplit(settings.SITE_URL).netloc.lower() and not _site_page(href):
         return f"{href} is not a page of this site"
     return ""
 
@@ -109,6 +117,7 @@ def checklist_for_html(issue: Issue, html: str) -> Checklist:
     size = len(html.encode())
     no_alt = [src or "(no src)" for src, alt in collector.images if not (alt or "").strip()]
     bad_links = list(dict.fromkeys(p for href in collector.links if (p := link_problem(href))))
+    odd_links = list(dict.fromkeys(p for href in collector.links if (p := site_link_problem(href))))
     address = (issue.newsletter.postal_address or "").strip()
     items = [
         CheckItem(
@@ -128,12 +137,19 @@ def checklist_for_html(issue: Issue, html: str) -> Checklist:
         ),
         CheckItem(
             "links",
-            "Every link goes to a page of the site or a web address",
+            "Every link is a web address (https://…) or an email address",
             ok=not bad_links,
             blocking=True,
             details=bad_links,
             problem=f"broken links ({'; '.join(bad_links[:3])})",
-        ),  # fmt: skip
+        ),
+        CheckItem(
+            "site_links",
+            "Links to this site go to one of its pages",
+            ok=not odd_links,
+            blocking=False,
+            details=odd_links,
+        ),
         CheckItem(
             "postal_address",
             "The newsletter has a postal address (CAN-SPAM)",
