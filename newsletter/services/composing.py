@@ -123,6 +123,9 @@ def issue_article_add(issue: Issue, article: Article, *, section: str | None = N
         raise ComposeError(f"This issue is {locked.get_status_display().lower()}; only a draft can change.")
     if locked.items.filter(article=article).exists():
         raise ComposeError(f"“{article.headline}” is already in this issue.")
-    last = locked.items.aggregate(last=Max("position"))["last"] or 0
+    last = locked.items.aggregate(last=Max("position"))["last"]
     heading = (article.section if section is None else section).strip()[:100]
-    return IssueArticle.objects.create(issue=locked, article=article, position=last + 1, section=heading)
+    item = IssueArticle.objects.create(issue=locked, article=article, position=(last or 0) + 1, section=heading)
+    issue_renumber(locked)
+    item.refresh_from_db()
+    return item
