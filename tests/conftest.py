@@ -268,3 +268,10 @@ def screenshot_dir() -> Path:
 
 
 __all__ = ["require", "wait_for", "IN_CI", "settings"]
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """Uploaded images of this test go to a folder of its own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

@@ -1,8 +1,7 @@
-"""Pictures made with Pillow for the image tests, and a throwaway MEDIA_ROOT."""
+"""Pictures made with Pillow for the image tests (the throwaway MEDIA_ROOT is the `media_root` fixture)."""
 
 import io
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, ImageDraw
 
@@ -24,9 +23,3 @@ def upload(name: str = "ferry.jpg", **kwargs) -> SimpleUploadedFile:
     data = picture_bytes(**kwargs)
     content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(kwargs.get("fmt", "JPEG"))
     return SimpleUploadedFile(name, data, content_type=content_type or "application/octet-stream")
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT

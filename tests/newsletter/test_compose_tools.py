@@ -11,7 +11,7 @@ from newsletter.services.checklist import IssueNotReady, issue_checklist
 from newsletter.services.images import image_upload
 from newsletter.services.rendering import issue_freeze, issue_render
 from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles, user_with_perms
-from tests.newsletter.image_helpers import media_root, upload  # noqa: F401
+from tests.newsletter.image_helpers import upload
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from PIL import Image as PILImage
 
 from newsletter.models import Image
 from newsletter.services.images import ImageError, image_for_email, image_upload, media_url
-from tests.newsletter.image_helpers import media_root, picture_bytes, upload  # noqa: F401
+from tests.newsletter.image_helpers import picture_bytes, upload
 
 pytestmark = pytest.mark.django_db
 

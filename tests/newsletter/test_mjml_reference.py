@@ -19,7 +19,7 @@ from newsletter.services.images import image_upload
 from newsletter.services.rendering import RenderError, issue_mjml, issue_render
 from tests.conftest import ROOT, require
 from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles
-from tests.newsletter.image_helpers import media_root, upload  # noqa: F401
+from tests.newsletter.image_helpers import upload
 from tests.newsletter.test_render_browser import IMAGE
 
 pytestmark = pytest.mark.django_db
