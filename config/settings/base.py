@@ -249,7 +249,7 @@ MASTHEAD = {
     "IMPORT_ALLOW_PRIVATE_URLS": env.bool("IMPORT_ALLOW_PRIVATE_URLS", default=False),
     # Images in emails need absolute URLs: MEDIA_URL is joined to this host (default SITE_URL) unless the storage
     # already gives absolute ones (an S3 bucket or a CDN custom domain).
-    "MEDIA_HOST": env.str("MEDIA_HOST", default=SITE_URL).rstrip("/"),
+    "MEDIA_HOST": env.str("MEDIA_HOST", default="").rstrip("/"),
     # The app serves uploaded files at MEDIA_URL itself; false when a proxy or the object store serves them.
     "SERVE_MEDIA": env.bool("SERVE_MEDIA", default=True),
     "IMAGE_MAX_UPLOAD_MB": env.int("IMAGE_MAX_UPLOAD_MB", default=20),

@@ -125,7 +125,8 @@ def media_url(name: str) -> str:
     url = default_storage.url(name)
     if url.startswith(("http://", "https://")):
         return url
-    return settings.MASTHEAD["MEDIA_HOST"] + (url if url.startswith("/") else "/" + url)
+    host = settings.MASTHEAD["MEDIA_HOST"] or settings.SITE_URL
+    return host + (url if url.startswith("/") else "/" + url)
 
 
 @dataclass(frozen=True)
