@@ -2,10 +2,11 @@
 how it blocks a send at every door; adding articles by search from the issue page."""
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from newsletter.models import Issue, IssueArticle
+from newsletter.models import Image, Issue, IssueArticle
 from newsletter.services import sending
 from newsletter.services.checklist import IssueNotReady, issue_checklist
 from newsletter.services.images import image_upload
@@ -198,3 +199,55 @@ def test_adding_needs_change_permission_and_a_draft(client):
     client.force_login(user_with_perms("editor2", "view_issue", "change_issue"))
     assert client.post(add, {"article": article.pk}).status_code == 403  # not editable: no change permission
     assert not issue.items.filter(article=article).exists()
+
+
+# --- the admin forms -------------------------------------------------------------------------------------------
+
+
+def test_the_newsletter_form_offers_every_layout_and_saves_branding_with_an_uploaded_logo(admin_client, media_root):
+    newsletter = issue_with_articles(1).newsletter
+    url = reverse("admin:newsletter_newsletter_change", args=[newsletter.pk])
+    page = admin_client.get(url).content.decode()
+    assert '<option value="default" selected>' in page and '<option value="digest">' in page
+    data = {
+        "name": newsletter.name, "slug": newsletter.slug, "from_name": "Desk", "from_email": "desk@example.org",
+        "template": "digest", "accent_colour": "#123456", "header_text": "Mornings", "footer_text": "",
+        "postal_address": "1 Quay Street", "archive_public": "on",
+        "logo_upload": upload("logo.png", width=300, height=100, fmt="PNG"),
+    }  # fmt: skip
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    newsletter.refresh_from_db()
+    assert (newsletter.template, newsletter.accent_colour, newsletter.header_text) == ("digest", "#123456", "Mornings")
+    assert newsletter.logo.alt_text == newsletter.name and newsletter.logo.email_600
+
+    data.update(accent_colour="red", logo_upload=SimpleUploadedFile("logo.png", b"not a png"), postal_address="")
+    page = admin_client.post(url, data).content.decode()
+    assert "A colour as #rrggbb" in page and "not an image that can be read" in page
+    assert "This field is required" in page  # the postal address
+
+
+def test_an_image_uploaded_in_the_admin_gets_its_renditions(admin_client, media_root):
+    response = admin_client.post(
+        reverse("admin:newsletter_image_add"),
+        {"upload": upload("pier.jpg"), "title": "Pier", "alt_text": "The old pier at low tide"},
+    )
+    assert response.status_code == 302
+    image = Image.objects.get()
+    assert image.alt_text == "The old pier at low tide" and image.email_1200 and image.uploaded_by.is_superuser
+    page = admin_client.get(reverse("admin:newsletter_image_change", args=[image.pk])).content.decode()
+    assert image.email_600.name in page
+    missing = admin_client.post(reverse("admin:newsletter_image_add"), {"title": "x"}).content.decode()
+    assert "Choose an image file to upload." in missing
+
+
+def test_the_article_form_refuses_editor_changes_to_a_markdown_body(admin_client):
+    article = ArticleFactory(body_markdown="Some *Markdown*.", body_html="<p>Some <em>Markdown</em>.</p>")
+    url = reverse("admin:newsletter_article_change", args=[article.pk])
+    form = admin_client.get(url).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields if name != "image_upload"}
+    data.update(key_facts="\n".join(article.key_facts), image="", body_html="<p>Typed in the editor</p>")
+    page = admin_client.post(url, data).content.decode()
+    assert "This body is generated from its Markdown" in page
+    article.refresh_from_db()
+    assert article.body_html == "<p>Some <em>Markdown</em>.</p>"
