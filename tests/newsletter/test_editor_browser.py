@@ -18,6 +18,7 @@ from tests.newsletter.sending_helpers import drain, make_subscribers
 pytestmark = [pytest.mark.browser]
 
 WORD_PASTE = (Path(__file__).parent / "data" / "pasted_word.html").read_text()
+DOCS_PASTE = (Path(__file__).parent / "data" / "pasted_gdocs.html").read_text()
 PASSWORD = "pw-for-the-test"
 
 
@@ -68,6 +69,9 @@ def test_editor_writes_uploads_composes_previews_and_sends(
     paste_html(page, body, WORD_PASTE)
     expect(page.locator(body).locator("ol li")).to_have_count(2)
     expect(page.locator(body).locator("ul li")).to_have_count(2)
+    commentary = ".prose-editor:has(#id_commentary_html) .tiptap"
+    paste_html(page, commentary, DOCS_PASTE)
+    expect(page.locator(commentary).locator("strong")).to_have_text("nine to six")
     page.set_input_files(
         "#id_image_upload", {"name": "quay.png", "mimeType": "image/png", "buffer": picture_bytes(2000, 1000, "PNG")}
     )
@@ -81,6 +85,9 @@ def test_editor_writes_uploads_composes_previews_and_sends(
     assert "<ul><li><p>Two new ferry routes</p></li><li><p>A review of bus routes</p></li></ul>" in article.body_html
     assert "<ol><li><p>First vote</p></li><li><p>Second vote</p></li></ol>" in article.body_html
     assert not re.search(r"mso|class=|style=|·", article.body_html)
+    # Google Docs: its bold and italic spans kept, its all-bold wrapper not.
+    assert "The vote was <strong>nine to six</strong>, after an <em>eight-hour</em> debate." in article.commentary_html
+    assert "<b>" not in article.commentary_html and "style=" not in article.commentary_html
     assert article.image.width == 2000 and article.image.email_600.name.endswith("-600.jpg")
 
     # --- compose an issue with two sections, adding both articles by search ----------------------------------------
