@@ -160,16 +160,17 @@ class ImageAdmin(admin.ModelAdmin):
 # --- Newsletters -----------------------------------------------------------------------------------------------
 
 
+def _editable_fields(model) -> list[str]:
+    return [f.name for f in model._meta.get_fields() if f.concrete and f.editable and not f.auto_created]
+
+
 class NewsletterAdminForm(forms.ModelForm):
     template = forms.ChoiceField(label=_("Layout"), help_text=_("The email layout, under templates/email/."))
     logo_upload = ImageUploadField(label=_("Upload a new logo"), help_text=_("Replaces the logo on save."))
 
     class Meta:
         model = Newsletter
-        fields = [
-            "name", "slug", "description", "archive_public", "from_name", "from_email", "reply_to",
-            "template", "logo", "accent_colour", "header_text", "footer_text", "postal_address",
-        ]  # fmt: skip
+        fields = _editable_fields(Newsletter)
         widgets = {"accent_colour": forms.TextInput(attrs={"type": "color"})}
 
     def __init__(self, *args, **kwargs):
@@ -191,6 +192,12 @@ class NewsletterAdmin(admin.ModelAdmin):
         (_("Look"), {"fields": ["template", "logo", "logo_upload", "accent_colour", "header_text", "footer_text"]}),
         (_("Legal"), {"fields": ["postal_address"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        # A field added to the model later (and not placed above) still shows, under "More".
+        placed = {name for _title, options in self.fieldsets for name in options["fields"]}
+        rest = [name for name in _editable_fields(Newsletter) if name not in placed]
+        return [*self.fieldsets, (_("More"), {"fields": rest})] if rest else self.fieldsets
 
     def save_model(self, request, obj: Newsletter, form, change: bool) -> None:
         if upload := form.cleaned_data.get("logo_upload"):
