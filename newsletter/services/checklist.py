@@ -5,7 +5,9 @@ door: the send page disables its buttons, and `issue_freeze` refuses to freeze, 
 and the admin all behave the same. Gmail's clipping size is a warning: the issue still arrives, cut short.
 """
 
+import re
 from dataclasses import dataclass, field
+from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -14,12 +16,14 @@ from django.urls import Resolver404, resolve
 
 from newsletter import placeholders
 from newsletter.models import Issue
+from newsletter.services.images import image_for_email
 from newsletter.services.rendering import RenderError, issue_render
 
 # Gmail shows "[Message clipped]" and hides the rest (the unsubscribe link included) past 102 KB of HTML.
 GMAIL_CLIP_BYTES = 102 * 1024
 # Schemes a reader's mail client can follow from an email besides the web.
 OTHER_SCHEMES = {"mailto"}
+IMG_SRC = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"")
 
 
 class IssueNotReady(RenderError):
@@ -111,11 +115,31 @@ def site_link_problem(href: str) -> str:
     return ""
 
 
+def _image_owners(issue: Issue) -> dict[str, str]:
+    """Which article each image URL of the issue belongs to, so the checklist can say where to fix it."""
+    owners: dict[str, str] = {}
+    if issue.newsletter.logo_id:
+        owners[image_for_email(issue.newsletter.logo).src] = f"the logo of “{issue.newsletter.name}”"
+    if issue.sponsor_image_id:
+        owners[image_for_email(issue.sponsor_image).src] = "the sponsor block"
+    for item in issue.items.select_related("article", "article__image"):
+        article = item.article
+        label = f"article “{article.headline}”"
+        if article.image_id and (shown := image_for_email(article.image)):
+            owners.setdefault(shown.src, label)
+        if article.image_url:
+            owners.setdefault(article.image_url, label)
+        for src in IMG_SRC.findall(article.body_html + article.commentary_html):
+            owners.setdefault(unescape(src), label)
+    return owners
+
+
 def checklist_for_html(issue: Issue, html: str) -> Checklist:
     collector = _Collector()
     collector.feed(html)
     size = len(html.encode())
     no_alt = [src or "(no src)" for src, alt in collector.images if not (alt or "").strip()]
+    owners = _image_owners(issue) if no_alt else {}
     bad_links = list(dict.fromkeys(p for href in collector.links if (p := link_problem(href))))
     odd_links = list(dict.fromkeys(p for href in collector.links if (p := site_link_problem(href))))
     address = (issue.newsletter.postal_address or "").strip()
@@ -132,7 +156,7 @@ def checklist_for_html(issue: Issue, html: str) -> Checklist:
             "Every image has alt text",
             ok=not no_alt,
             blocking=True,
-            details=[f"No alt text: {src}" for src in no_alt],
+            details=[f"No alt text: {src}" + (f" ({owners[src]})" if src in owners else "") for src in no_alt],
             problem=f"{len(no_alt)} image(s) without alt text ({', '.join(no_alt[:3])})",
         ),
         CheckItem(

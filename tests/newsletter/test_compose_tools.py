@@ -111,8 +111,8 @@ def test_images_without_alt_text_block_the_send_at_every_door(smtp_server):
     check = items(issue)["alt_text"]
     assert not check.ok and check.blocking
     assert check.details == [
-        "No alt text: https://harbourcity.example/media/pier.jpg",
-        "No alt text: https://harbourcity.example/media/map.png",
+        f"No alt text: https://harbourcity.example/media/pier.jpg (article “{bare.headline}”)",
+        f"No alt text: https://harbourcity.example/media/map.png (article “{inline.headline}”)",
     ]
     with pytest.raises(sending.SendError, match=r"2 image\(s\) without alt text"):
         sending.issue_send_now(issue)
@@ -251,3 +251,17 @@ def test_the_article_form_refuses_editor_changes_to_a_markdown_body(admin_client
     assert "This body is generated from its Markdown" in page
     article.refresh_from_db()
     assert article.body_html == "<p>Some <em>Markdown</em>.</p>"
+
+
+def test_an_uploaded_image_without_alt_blocks_until_its_alt_is_written(media_root):
+    image = image_upload(upload("quay.jpg"))
+    article = ArticleFactory(image=image, image_url="", image_alt="")
+    issue = issue_with_articles(0)
+    IssueArticle.objects.create(issue=issue, article=article, position=1)
+    check = items(issue)["alt_text"]
+    assert not check.ok and check.details[0].endswith(f"-600.jpg (article “{article.headline}”)")
+
+    image.alt_text = "Boats moored along the quay"
+    image.save()  # the cached render follows the image's edit
+    assert items(issue)["alt_text"].ok
+    assert 'alt="Boats moored along the quay"' in issue_render(Issue.objects.get(pk=issue.pk)).html
