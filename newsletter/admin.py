@@ -251,16 +251,17 @@ class ArticleAdminForm(forms.ModelForm):
         model = Article
         fields = [*ARTICLE_EDITABLE_FIELDS, "image", "body_markdown"]
 
-    def clean(self):
-        cleaned = super().clean()
-        markdown = (cleaned.get("body_markdown") or "").strip()
-        if markdown and "body_html" in self.changed_data and "body_markdown" not in self.changed_data:
-            # Saving would regenerate the body from the Markdown and drop what was typed in the editor.
-            self.add_error(
-                "body_html",
-                _("This body is generated from its Markdown: edit the Markdown, or empty it to use the editor."),
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.body_markdown.strip():
+            # The body is generated from the Markdown on every save: shown, not edited, so nothing typed is lost.
+            self.fields["body_html"] = forms.CharField(
+                label=_("Body (generated from the Markdown below)"),
+                required=False,
+                disabled=True,
+                widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "readonly": True}),
+                help_text=_("Edit the Markdown; empty it to write the body in the editor from the next save on."),
             )
-        return cleaned
 
 
 class UsedInIssueFilter(admin.SimpleListFilter):

@@ -130,6 +130,8 @@ class _Cleaner(HTMLParser):
                 del self.closers[index:]
                 if self.pending_level:
                     self._open_item()  # an item with no marker span
+                if closer and self.lists and opened in BLOCKS:
+                    self._close_lists()  # a Word list ends with the block (a WordSection div) that holds it
                 self.out.append(closer)
                 return
         # a stray end tag: nothing was opened for it, so nothing to close

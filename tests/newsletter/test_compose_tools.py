@@ -241,16 +241,29 @@ def test_an_image_uploaded_in_the_admin_gets_its_renditions(admin_client, media_
     assert "Choose an image file to upload." in missing
 
 
-def test_the_article_form_refuses_editor_changes_to_a_markdown_body(admin_client):
+def test_a_markdown_body_is_shown_generated_not_edited_and_the_editor_takes_over_when_it_is_emptied(admin_client):
     article = ArticleFactory(body_markdown="Some *Markdown*.", body_html="<p>Some <em>Markdown</em>.</p>")
     url = reverse("admin:newsletter_article_change", args=[article.pk])
-    form = admin_client.get(url).context["adminform"].form
+    response = admin_client.get(url)
+    form = response.context["adminform"].form
+    assert form.fields["body_html"].disabled and "data-django-prose-editor" not in str(form["body_html"])
     data = {name: form[name].value() or "" for name in form.fields if name != "image_upload"}
-    data.update(key_facts="\n".join(article.key_facts), image="", body_html="<p>Typed in the editor</p>")
-    page = admin_client.post(url, data).content.decode()
-    assert "This body is generated from its Markdown" in page
+    data.update(key_facts="\n".join(article.key_facts), image="", body_html="<p>Ignored: the field is disabled</p>")
+    published = timezone.localtime(article.published_at)
+    data.update(published_at_0=published.strftime("%Y-%m-%d"), published_at_1=published.strftime("%H:%M:%S"))
+    data["body_markdown"] = "Edited *Markdown*."
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
     article.refresh_from_db()
-    assert article.body_html == "<p>Some <em>Markdown</em>.</p>"
+    assert (article.body_markdown, article.body_html) == ("Edited *Markdown*.", "<p>Edited <em>Markdown</em>.</p>")
+
+    data["body_markdown"] = ""
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    article.refresh_from_db()
+    assert (article.body_markdown, article.body_html) == ("", "<p>Edited <em>Markdown</em>.</p>")
+    form = admin_client.get(url).context["adminform"].form
+    assert "data-django-prose-editor" in str(form["body_html"])
 
 
 def test_an_uploaded_image_without_alt_blocks_until_its_alt_is_written(media_root):

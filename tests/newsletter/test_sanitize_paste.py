@@ -71,3 +71,16 @@ def test_markdown_is_kept_as_the_source_and_the_body_follows_it():
     article.body_markdown = ""
     article_sanitize(article)
     assert article.body_html == "<p>Changed <em>again</em>.</p>"
+
+
+def test_word_nested_list_levels_become_nested_lists():
+    def item(level: int, marker: str, text: str) -> str:
+        return (
+            f"<p class=MsoListParagraph style='mso-list:l0 level{level} lfo1'><![if !supportLists]>"
+            f"<span style='mso-list:Ignore'>{marker}<span>&nbsp;</span></span><![endif]>{text}<o:p></o:p></p>"
+        )
+
+    pasted = item(1, "·", "Ferries") + item(2, "o", "Northpoint") + item(2, "o", "Millbrook") + item(1, "·", "Buses")
+    assert html_sanitize(pasted) == (
+        "<ul><li>Ferries<ul><li>Northpoint</li><li>Millbrook</li></ul></li><li>Buses</li></ul>"
+    )
