@@ -102,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_django()
 
+    from newsletter.delivery.messages import Recipient, skeleton_build
+    from newsletter.delivery.messages import personalise as send_personalise
     from newsletter.mjml import compile_mjml
     from newsletter.placeholders import PersonalValues, substitute
-    from newsletter.services.messages import Recipient, skeleton_build
-    from newsletter.services.messages import personalise as send_personalise
     from newsletter.services.rendering import _context, _render_template, render_blocks
     from subscribers.links import preferences_url, unsubscribe_url
 

@@ -273,10 +273,10 @@ def main(argv: list[str]) -> int:
     django.setup()
     from django.db import connection
 
+    from newsletter.delivery.batch import skeleton_for
+    from newsletter.delivery.messages import Recipient, personalise
     from newsletter.models import Issue
     from newsletter.services import sending
-    from newsletter.services.delivery import skeleton_for
-    from newsletter.services.messages import Recipient, personalise
     from newsletter.services.rendering import issue_freeze
 
     issue = seed(args.recipients)

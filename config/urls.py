@@ -3,11 +3,13 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+from newsletter.conf import app_settings
+
 admin.site.site_header = "Masthead"
 admin.site.site_title = "Masthead"
 admin.site.index_title = "Newsroom"
 
-_policy = {"version": settings.MASTHEAD["POLICY_VERSION"]}
+_policy = {"version": app_settings.POLICY_VERSION}
 
 urlpatterns = [
     path("privacy/", TemplateView.as_view(template_name="site/privacy.html", extra_context=_policy), name="privacy"),
@@ -18,7 +20,7 @@ urlpatterns = [
     path("", include("subscribers.urls")),
 ]
 
-if settings.MASTHEAD["SERVE_MEDIA"] and not settings.MEDIA_URL.startswith(("http://", "https://")):
+if app_settings.SERVE_MEDIA and not settings.MEDIA_URL.startswith(("http://", "https://")):
     from newsletter.media import media_file
 
     urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media")]

@@ -22,7 +22,7 @@ from django.utils.html import format_html
 
 from .models import Issue
 from .services import sending
-from .services.checklist import issue_checklist
+from .services.composing import issue_checklist
 
 SEND_PERMISSION = "newsletter.send_issue"
 

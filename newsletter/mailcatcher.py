@@ -10,9 +10,9 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from django.conf import settings
+from newsletter.conf import app_settings
 
-MAIL_DIR: Path = settings.VAR_DIR / "mail"
+MAIL_DIR: Path = app_settings.VAR_DIR / "mail"
 _seq = itertools.count()
 
 

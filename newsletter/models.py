@@ -278,13 +278,14 @@ class SendRun(models.Model):
     """Bookkeeping of one issue's send, beside the issue so the compose side never has to care.
 
     `materialised_at` says every recipient has its Delivery row (until then the send cannot finish);
-    `batch_started_at` is the last time any worker claimed a batch: recovery restarts a send whose batches stopped
-    (a Redis flush, every worker killed) by comparing it with the lease length.
+    `heartbeat_at` is the send's heartbeat: the last time anything worked on it (a batch claimed, a materialise
+    chunk, a start or resume). Recovery restarts a send whose heartbeat is older than a lease (a Redis flush, every
+    worker killed). Written only by newsletter.delivery.
     """
 
     issue = models.OneToOneField(Issue, on_delete=models.CASCADE, primary_key=True, related_name="send_run")
     materialised_at = models.DateTimeField(null=True, blank=True)
-    batch_started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     resends = models.PositiveSmallIntegerField(default=0)
 

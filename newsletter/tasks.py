@@ -1,4 +1,5 @@
-"""Thin Celery tasks: fetch by id, call one service. Names are stable; arguments are ids (and test addresses).
+"""Thin Celery tasks: fetch by id, call one service. Names are stable (newsletter/dispatch.py enqueues by name);
+arguments are ids (and test addresses).
 
 Every task is safe to run twice: services claim rows in the database, so a re-delivered or duplicated task
 message finds nothing left to do. No task runs long: batches are bounded and chains re-enqueue themselves.
@@ -7,8 +8,9 @@ message finds nothing left to do. No task runs long: batches are bounded and cha
 from celery import shared_task
 from django.utils import timezone
 
+from newsletter import delivery, dispatch
+
 from .models import WorkerHeartbeat
-from .services import delivery, recovery, sending
 
 
 @shared_task(name="newsletter.heartbeat", bind=True, ignore_result=True, soft_time_limit=10, time_limit=20)
@@ -19,7 +21,7 @@ def heartbeat_task(self) -> None:
     )
 
 
-@shared_task(name="newsletter.materialise", ignore_result=True, soft_time_limit=50, time_limit=60)
+@shared_task(name=dispatch.MATERIALISE, ignore_result=True, soft_time_limit=50, time_limit=60)
 def materialise_task(issue_id: int, after_subscriber_id: int = 0) -> None:
     """Create the issue's delivery rows in chunks for about 20 s, then continue in a new task. The batch chains
     start after the first stretch (a long list starts sending within seconds) and again when all rows exist, for
@@ -27,30 +29,30 @@ def materialise_task(issue_id: int, after_subscriber_id: int = 0) -> None:
     first = after_subscriber_id == 0
     cursor = delivery.deliveries_materialise(issue_id, after_subscriber_id, budget_seconds=2.0 if first else 20.0)
     if cursor is not None:
-        materialise_task.delay(issue_id, cursor)
+        dispatch.materialise_later(issue_id, cursor)
     if cursor is None or first:
-        sending.deliveries_kick(issue_id)
+        dispatch.batches_start(issue_id)
 
 
-@shared_task(name="newsletter.send_batch", ignore_result=True, soft_time_limit=240, time_limit=300)
+@shared_task(name=dispatch.SEND_BATCH, ignore_result=True, soft_time_limit=240, time_limit=300)
 def send_batch_task(issue_id: int, after_id: int = 0) -> None:
     """Send one batch of the issue, then queue the next link of this chain while rows remain, or try to finish.
     (The time limits exceed any batch: a batch stops by itself at half the lease, SEND_LEASE_SECONDS.)"""
     result = delivery.deliveries_send_batch(issue_id, after_id)
     if result.more:
-        send_batch_task.delay(issue_id, result.last_id)
+        dispatch.batch_next(issue_id, result.last_id)
     elif not result.stopped:
-        sending.issue_finish(issue_id)
+        delivery.send_finish(issue_id)
 
 
 @shared_task(name="newsletter.recover", ignore_result=True, soft_time_limit=50, time_limit=60)
 def recover_task() -> None:
     """Beat, every RECOVERY_INTERVAL seconds: start due issues, re-queue expired leases, restart stalled sends,
     finish issues with nothing left."""
-    recovery.issues_recover()
+    delivery.issues_recover()
 
 
-@shared_task(name="newsletter.send_test", ignore_result=True, soft_time_limit=50, time_limit=60)
+@shared_task(name=dispatch.SEND_TEST, ignore_result=True, soft_time_limit=50, time_limit=60)
 def send_test_task(issue_id: int, addresses: list[str]) -> dict[str, str]:
     """A test send on the priority queue, so it never waits behind a big issue."""
-    return sending.issue_send_test_deliver(issue_id, addresses)
+    return delivery.proof_send(issue_id, addresses)

@@ -4,7 +4,6 @@ Status changes go through the services (so the ledger records them); the admin n
 directly, never adds subscribers one by one (import them) and never deletes them (erase them)."""
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -15,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
 from .models import ConsentEvent, MailEvent, Subscriber, Subscription, Suppression
@@ -184,7 +184,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             form.cleaned_data["newsletter"],
             source_detail=f"admin upload {upload.name} by {request.user}"[:250],
             consent_text=form.cleaned_data["consent"],
-            policy_version=settings.MASTHEAD.get("POLICY_VERSION", ""),
+            policy_version=app_settings.POLICY_VERSION,
         )
         return render(
             request, "admin/subscribers/subscriber/import.html", self._import_context(request, ImportForm(), report)

@@ -2,11 +2,11 @@
 fills it gets the usual "check your inbox" page and nothing happens)."""
 
 from django import forms
-from django.conf import settings
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
 from .services.addresses import InvalidAddress, address_normalise, name_clean
@@ -17,23 +17,21 @@ CONSENT_WORDING = _("I agree to receive {newsletter} by email, and I accept the 
 
 
 def consent_label(newsletter: Newsletter) -> str:
-    """The checkbox label, with links to the policies (settings.MASTHEAD['PRIVACY_POLICY_URL'/'TERMS_URL'])."""
-    masthead = settings.MASTHEAD
+    """The checkbox label, with links to the policies (PRIVACY_POLICY_URL, TERMS_URL)."""
     return format_html(
         str(CONSENT_WORDING),
         newsletter=newsletter.name,
-        privacy=format_html('<a href="{}">{}</a>', masthead["PRIVACY_POLICY_URL"], gettext("privacy policy")),
-        terms=format_html('<a href="{}">{}</a>', masthead["TERMS_URL"], gettext("terms")),
+        privacy=format_html('<a href="{}">{}</a>', app_settings.PRIVACY_POLICY_URL, gettext("privacy policy")),
+        terms=format_html('<a href="{}">{}</a>', app_settings.TERMS_URL, gettext("terms")),
     )
 
 
 def consent_text(newsletter: Newsletter) -> str:
     """The same wording as plain text with the policy addresses, as the consent ledger records it."""
-    masthead = settings.MASTHEAD
     return str(CONSENT_WORDING).format(
         newsletter=newsletter.name,
-        privacy=f"{gettext('privacy policy')} <{masthead['PRIVACY_POLICY_URL']}>",
-        terms=f"{gettext('terms')} <{masthead['TERMS_URL']}>",
+        privacy=f"{gettext('privacy policy')} <{app_settings.PRIVACY_POLICY_URL}>",
+        terms=f"{gettext('terms')} <{app_settings.TERMS_URL}>",
     )
 
 

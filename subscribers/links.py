@@ -1,18 +1,47 @@
 """Absolute URLs put into emails. Built from SITE_URL and a signed token; called per recipient, so no reverse()."""
 
+from dataclasses import dataclass
+
 from django.conf import settings
 
 from .tokens import Purpose, make_token
 
 
+def _unsubscribe_page(token: str) -> str:
+    return f"{settings.SITE_URL}/u/{token}/"
+
+
 def unsubscribe_url(subscriber_token, newsletter_slug: str) -> str:
     """The page with the one-button unsubscribe (GET shows it, POST unsubscribes)."""
-    return f"{settings.SITE_URL}/u/{make_token(Purpose.UNSUBSCRIBE, subscriber_token, newsletter_slug)}/"
+    return _unsubscribe_page(make_token(Purpose.UNSUBSCRIBE, subscriber_token, newsletter_slug))
 
 
 def one_click_url(subscriber_token, newsletter_slug: str) -> str:
     """RFC 8058 List-Unsubscribe target: POST List-Unsubscribe=One-Click unsubscribes at once."""
-    return f"{settings.SITE_URL}/u/{make_token(Purpose.UNSUBSCRIBE, subscriber_token, newsletter_slug)}/one-click/"
+    return _unsubscribe_page(make_token(Purpose.UNSUBSCRIBE, subscriber_token, newsletter_slug)) + "one-click/"
+
+
+@dataclass(frozen=True)
+class MessageLinks:
+    """Every personal link an issue email carries, from one signature per purpose."""
+
+    unsubscribe_url: str  # the page with the button (the footer link)
+    one_click_url: str  # RFC 8058 List-Unsubscribe target
+    mailto_token: str  # the unsubscribe token, quoted for the List-Unsubscribe mailto's subject
+    preferences_url: str
+
+
+def message_links(subscriber_token, newsletter_slug: str) -> MessageLinks:
+    """The links of one recipient's issue email. Per recipient on the sending path: two signatures, no parsing."""
+    token = make_token(Purpose.UNSUBSCRIBE, subscriber_token, newsletter_slug)
+    page = _unsubscribe_page(token)
+    return MessageLinks(
+        unsubscribe_url=page,
+        one_click_url=page + "one-click/",
+        # quote(token, safe=""), cheaper: a token is base64url, base 62 and ":" (tokens.make_token).
+        mailto_token=token.replace(":", "%3A"),
+        preferences_url=preferences_url(subscriber_token),
+    )
 
 
 def preferences_url(subscriber_token) -> str:

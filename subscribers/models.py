@@ -4,10 +4,11 @@ import hashlib
 import hmac
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+
+from newsletter.conf import app_settings
 
 
 def email_hash(email: str) -> str:
@@ -15,7 +16,7 @@ def email_hash(email: str) -> str:
 
     Keyed with a dedicated secret (falling back to SECRET_KEY) so the list can't be reversed by hashing guesses.
     """
-    key = (getattr(settings, "SUPPRESSION_HASH_KEY", "") or settings.SECRET_KEY).encode()
+    key = app_settings.SUPPRESSION_HASH_KEY.encode()
     return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
@@ -53,10 +54,6 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return self.email
-
-    @property
-    def is_mailable(self) -> bool:
-        return self.status == self.Status.ACTIVE
 
 
 class Subscription(models.Model):

@@ -1,12 +1,13 @@
 """Rate limits for the public pages, per client IP and per address (or per link), on django-ratelimit and the
 cache (Redis when REDIS_URL is set, so every web process shares the counts).
 
-Rates may be overridden with settings.MASTHEAD['RATE_LIMITS'] = {"signup_ip": "30/h", ...}. Behind a proxy set
+Rates may be overridden with RATE_LIMITS (newsletter/conf.py), e.g. {"signup_ip": "30/h", ...}. Behind a proxy set
 RATELIMIT_IP_META_KEY so the client's address, not the proxy's, is counted.
 """
 
-from django.conf import settings
 from django_ratelimit.core import is_ratelimited
+
+from newsletter.conf import app_settings
 
 DEFAULT_RATES = {
     # Signup sends email, so it is the tightest: per client, and per address whoever asks.
@@ -21,7 +22,7 @@ DEFAULT_RATES = {
 
 
 def rate(name: str) -> str:
-    return settings.MASTHEAD.get("RATE_LIMITS", {}).get(name, DEFAULT_RATES[name])
+    return app_settings.RATE_LIMITS.get(name, DEFAULT_RATES[name])
 
 
 def over_limit(request, group: str, checks: dict[str, str]) -> bool:

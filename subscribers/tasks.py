@@ -5,7 +5,12 @@ import smtplib
 
 from celery import shared_task
 
+from newsletter.models import Newsletter
+
+from . import dispatch
 from .models import MailEvent, Subscriber
+from .services.bounces import mail_event_process
+from .services.emails import confirmation_send, export_link_send
 
 # Transient failures only: a refused recipient or a bad message would fail the same way again.
 TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError)
@@ -21,15 +26,11 @@ EMAIL_TASK_OPTIONS = {
 }
 
 
-@shared_task(name="subscribers.send_confirmation", **EMAIL_TASK_OPTIONS)
+@shared_task(name=dispatch.SEND_CONFIRMATION, **EMAIL_TASK_OPTIONS)
 def confirmation_send_task(subscriber_id: int, newsletter_id: int) -> str:
     """Send the double opt-in email (or the already-subscribed reminder). A subscriber erased meanwhile is
     skipped. At-least-once: a redelivery after a worker dies mid-send repeats the same valid link, harmlessly
     (the once-per-interval limit is enforced when the signup claims the slot)."""
-    from newsletter.models import Newsletter
-
-    from .services.emails import confirmation_send
-
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     newsletter = Newsletter.objects.filter(pk=newsletter_id).first()
     if subscriber is None or newsletter is None:
@@ -37,11 +38,9 @@ def confirmation_send_task(subscriber_id: int, newsletter_id: int) -> str:
     return confirmation_send(subscriber, newsletter)
 
 
-@shared_task(name="subscribers.send_export_link", **EMAIL_TASK_OPTIONS)
+@shared_task(name=dispatch.SEND_EXPORT_LINK, **EMAIL_TASK_OPTIONS)
 def export_link_send_task(subscriber_id: int) -> str:
     """Email the data-export link. Skipped if the subscriber was erased meanwhile."""
-    from .services.emails import export_link_send
-
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
         return "gone"
@@ -49,11 +48,9 @@ def export_link_send_task(subscriber_id: int) -> str:
     return "sent"
 
 
-@shared_task(name="subscribers.process_mail_event", ignore_result=True, soft_time_limit=30, time_limit=60)
+@shared_task(name=dispatch.PROCESS_MAIL_EVENT, ignore_result=True, soft_time_limit=30, time_limit=60)
 def mail_event_process_task(event_id: int) -> str:
     """Act on a recorded bounce/complaint/unsubscribe. Idempotent: a processed event is not processed again."""
-    from .services.bounces import mail_event_process
-
     event = MailEvent.objects.filter(pk=event_id).first()
     if event is None:
         return "gone"

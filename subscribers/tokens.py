@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core import signing
 from django.utils.encoding import force_bytes
 
+from newsletter.conf import app_settings
+
 
 class Purpose(StrEnum):
     CONFIRM = "confirm"
@@ -41,9 +43,9 @@ MAX_AGE: dict[Purpose, timedelta | None] = {
 
 
 def purpose_max_age(purpose: Purpose) -> timedelta | None:
-    """The purpose's expiry; the operator sets the confirmation one (MASTHEAD['CONFIRMATION_MAX_AGE_DAYS'])."""
+    """The purpose's expiry; the operator sets the confirmation one (CONFIRMATION_MAX_AGE_DAYS)."""
     if purpose == Purpose.CONFIRM:
-        days = getattr(settings, "MASTHEAD", {}).get("CONFIRMATION_MAX_AGE_DAYS")
+        days = app_settings.CONFIRMATION_MAX_AGE_DAYS
         if days:
             return timedelta(days=days)
     return MAX_AGE[purpose]

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
 from .forms import PreferencesForm, SignupForm, consent_text
@@ -105,7 +106,7 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
 
 
 def newsletter_policy_version() -> str:
-    return settings.MASTHEAD.get("POLICY_VERSION", "")
+    return app_settings.POLICY_VERSION
 
 
 @require_http_methods(["GET", "POST"])

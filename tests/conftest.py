@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from anymail.backends import test as anymail_test
+from anymail.message import AnymailRecipientStatus
 from django.conf import settings
 from django.db import connection
 
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def require(condition: bool, what: str) -> None:
+def _require(condition: bool, what: str) -> None:
     """Skip (or, in CI, fail) when a service the test needs is missing."""
     if not condition:
         if IN_CI:
@@ -96,18 +98,32 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def smtp_server(settings) -> Iterator[RecordingHandler]:
+def smtp_servers(settings) -> Iterator[Callable[..., RecordingHandler]]:
+    """Factory: start a real SMTP server on loopback (aiosmtpd Controller options, e.g. TLS, as keywords) with a
+    RecordingHandler (or `handler`); Django's EMAIL_* settings point at the last one started. All stop at the end."""
+    controllers = []
+
+    def start(handler: object | None = None, **options) -> RecordingHandler:
+        handler = handler or RecordingHandler()
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+        controller.start()
+        controllers.append(controller)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        handler.port = port
+        return handler
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_servers) -> RecordingHandler:
     """A real SMTP server on loopback; Django's EMAIL_* settings point at it for the test."""
-    handler = RecordingHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    handler.port = port
-    yield handler
-    controller.stop()
+    return smtp_servers()
 
 
 # --- Celery worker process -------------------------------------------------------------------------------------
@@ -128,7 +144,7 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def purge_queues() -> None:
+def _purge_queues() -> None:
     from config.celery import app
 
     with app.connection_for_write() as conn:
@@ -186,7 +202,7 @@ class WorkerProcess:
 @pytest.fixture
 def celery_worker(transactional_db) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory: start real worker processes; all are stopped at the end of the test."""
-    purge_queues()
+    _purge_queues()
     workers: list[WorkerProcess] = []
 
     def start(**kwargs) -> WorkerProcess:
@@ -199,7 +215,7 @@ def celery_worker(transactional_db) -> Iterator[Callable[..., WorkerProcess]]:
         worker.stop()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+def _wait_for(predicate: Callable[[], object], timeout: float = 30, interval: float = 0.1, what: str = "condition"):
     """Poll until predicate() is truthy; return its value or fail with `what`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,7 +240,7 @@ def browser():
     """Headless Debian Chromium driven by Playwright (never a downloaded browser). Module-scoped, so that the
     async-unsafe switch below is gone before other modules start child processes (`manage.py check --deploy`
     fails async.E001 when it inherits it)."""
-    require(Path(CHROMIUM).exists(), "Chromium (apt-get install chromium)")
+    _require(Path(CHROMIUM).exists(), "Chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the Django ORM calls our tests make between
@@ -267,7 +283,124 @@ def screenshot_dir() -> Path:
     return SCREENSHOTS
 
 
-__all__ = ["require", "wait_for", "IN_CI", "settings"]
+# --- helpers as fixtures (test modules import only tests.factories) ------------------------------------------
+
+
+@pytest.fixture
+def require() -> Callable[[bool, str], None]:
+    """require(condition, what): skip (in CI, fail) when a service the test needs is missing."""
+    return _require
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., object]:
+    """wait_for(predicate, timeout=30, what=...): poll until truthy, or fail naming what was awaited."""
+    return _wait_for
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def parse() -> Callable[[bytes], EmailMessage]:
+    """The bytes of a message as an EmailMessage (the modern policy)."""
+    return lambda data: message_from_bytes(data, policy=policy.default)
+
+
+@pytest.fixture
+def counts() -> Callable[[object], dict[str, int]]:
+    """counts(issue): the issue's deliveries by state, every state present."""
+    from newsletter.models import Delivery
+
+    def count(issue) -> dict[str, int]:
+        return {
+            status: Delivery.objects.filter(issue=issue, status=status).count() for status in Delivery.Status.values
+        }
+
+    return count
+
+
+@pytest.fixture
+def received_by_address() -> Callable[[RecordingHandler], dict[str, int]]:
+    """received_by_address(smtp_server): how many messages the server accepted per recipient address."""
+
+    def received(server: RecordingHandler) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        with server.lock:
+            messages = list(server.messages)
+        for message in messages:
+            for address in message.rcpt_tos:
+                seen[address] = seen.get(address, 0) + 1
+        return seen
+
+    return received
+
+
+@pytest.fixture
+def start() -> Callable[[object], None]:
+    """start(issue): start the send and materialise in-process (in-process tests consume no task queue)."""
+    from newsletter import delivery
+
+    def start_send(issue) -> None:
+        assert delivery.send_start(issue.pk)
+        assert delivery.deliveries_materialise(issue.pk) is None
+        issue.refresh_from_db()
+
+    return start_send
+
+
+@pytest.fixture
+def drain() -> Callable[..., None]:
+    """drain(issue): run batches in this process until none is left, then finish the issue as recovery would."""
+    from newsletter import delivery
+
+    def run(issue, batches: int = 100) -> None:
+        for _ in range(batches):
+            if not delivery.deliveries_send_batch(issue.pk).more:
+                break
+        delivery.send_finish(issue.pk)
+        issue.refresh_from_db()
+
+    return run
+
+
+@pytest.fixture
+def purge_queues() -> Callable[[], None]:
+    """purge_queues(): empty the broker's queues (a lost-messages test)."""
+    return _purge_queues
+
+
+# An ESP simulated by anymail's own test backend (the whole anymail send path: payload, recipient status parsing,
+# anymail_status on the message), answering "rejected"/"invalid" for these addresses as a real ESP would for a
+# suppressed or malformed recipient, and "queued" with its own message id for everyone else. Importable by worker
+# processes (EMAIL_BACKEND=tests.conftest.EspBackend).
+ESP_REFUSES = {"reader3@example.com": "rejected", "reader5@example.com": "invalid"}
+
+
+class EspBackend(anymail_test.EmailBackend):
+    def post_to_esp(self, payload, message):
+        response = super().post_to_esp(payload, message)
+        for email in payload.recipient_emails:
+            status = ESP_REFUSES.get(email, "queued")
+            message_id = None if email in ESP_REFUSES else f"esp-{email}"
+            response["recipient_status"][email] = AnymailRecipientStatus(message_id, status)
+        return response
+
+
+@dataclass(frozen=True)
+class Esp:
+    backend: str  # for EMAIL_BACKEND, in this process or a worker's environment
+    refuses: dict[str, str]  # address → the status the ESP answers for it
+
+
+@pytest.fixture
+def esp() -> Esp:
+    return Esp(f"{__name__}.EspBackend", ESP_REFUSES)
+
+
+__all__ = ["IN_CI", "settings"]
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bench(*args: str, **env: str) -> str:
@@ -29,7 +30,7 @@ def test_render_bench_runs():
 
 
 @pytest.mark.worker
-def test_send_bench_delivers_every_message():
+def test_send_bench_delivers_every_message(require):
     url, broker = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
     require(
         url.startswith("postgres") and broker.startswith("redis"),

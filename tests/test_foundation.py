@@ -4,14 +4,17 @@ import os
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from newsletter.models import Article, Image, Issue, IssueArticle, Newsletter, WorkerHeartbeat
+from newsletter.services.composing import issue_checklist
 from newsletter.tasks import heartbeat_task
 from subscribers.models import Subscriber, Subscription
-from tests.conftest import ROOT, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -75,8 +78,6 @@ def test_seed_demo_is_idempotent(media_root):
 
 @pytest.mark.django_db
 def test_seed_demo_ships_its_own_images_so_the_demo_issue_is_ready_to_send(media_root):
-    from newsletter.services.checklist import issue_checklist
-
     call_command("seed_demo", verbosity=0)
     issue = Issue.objects.get()
     for article in issue.articles.all():
@@ -89,7 +90,7 @@ def test_seed_demo_ships_its_own_images_so_the_demo_issue_is_ready_to_send(media
 
 
 @pytest.mark.worker
-def test_celery_round_trip_through_a_real_worker(celery_worker):
+def test_celery_round_trip_through_a_real_worker(celery_worker, wait_for):
     worker = celery_worker()
     heartbeat_task.delay()
     beat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=30, what="the worker to run the task")

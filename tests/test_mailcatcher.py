@@ -1,22 +1,17 @@
 """The development mail catcher keeps every message it receives where a person can read it."""
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from newsletter import mailcatcher
 from newsletter.mailcatcher import FolderHandler
-from tests.conftest import free_port
 
 
 @pytest.fixture
-def catcher(tmp_path, monkeypatch):
+def catcher(tmp_path, monkeypatch, smtp_servers):
     monkeypatch.setattr(mailcatcher, "MAIL_DIR", tmp_path)
-    port = free_port()
-    controller = Controller(FolderHandler(tmp_path), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield tmp_path, port
-    controller.stop()
+    handler = smtp_servers(FolderHandler(tmp_path))
+    return tmp_path, handler.port
 
 
 def test_messages_sent_over_smtp_are_kept_as_eml_files(catcher):

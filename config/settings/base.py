@@ -9,12 +9,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from js_asset import static_lazy
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
+from newsletter.conf import masthead_from_env
 
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 if env.bool("READ_DOT_ENV", default=True):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Local state: SQLite, the filesystem broker, the rate-limit file, caught mail.
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -217,43 +219,9 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- Masthead ----------------------------------------------------------------------------------
-MASTHEAD = {
-    "PRIVACY_POLICY_URL": env.str("PRIVACY_POLICY_URL", default=f"{SITE_URL}/privacy/"),
-    "TERMS_URL": env.str("TERMS_URL", default=f"{SITE_URL}/terms/"),
-    "POLICY_VERSION": env.str("POLICY_VERSION", default="2026-01"),
-    # How much of a reader's IP address the consent ledger keeps: "full", "truncated" or "hashed".
-    "CONSENT_IP_MODE": env.str("CONSENT_IP_MODE", default="truncated"),
-    "CONFIRMATION_MAX_AGE_DAYS": env.int("CONFIRMATION_MAX_AGE_DAYS", default=7),
-    "CONFIRMATION_RESEND_INTERVAL_MINUTES": env.int("CONFIRMATION_RESEND_INTERVAL_MINUTES", default=15),
-    "SEND_BATCH_SIZE": env.int("SEND_BATCH_SIZE", default=200),
-    "SEND_LEASE_SECONDS": env.int("SEND_LEASE_SECONDS", default=120),
-    "SEND_MAX_ATTEMPTS": env.int("SEND_MAX_ATTEMPTS", default=6),
-    # Deferred (4xx) retries wait base * 2^(attempt-1) seconds, ±25 % jitter, at most SEND_RETRY_MAX_SECONDS.
-    "SEND_RETRY_BASE_SECONDS": env.float("SEND_RETRY_BASE_SECONDS", default=60),
-    "SEND_RETRY_MAX_SECONDS": env.float("SEND_RETRY_MAX_SECONDS", default=3600),
-    # Batch chains per issue running at once: at least the number of worker processes on the bulk queue.
-    "SEND_CHAINS": env.int("SEND_CHAINS", default=4),
-    # Outcome writes skip the WAL flush wait (PostgreSQL): a killed worker still loses nothing it wrote.
-    "SEND_ASYNC_COMMIT": env.bool("SEND_ASYNC_COMMIT", default=True),
-    "RATE_PER_SECOND": env.float("RATE_PER_SECOND", default=0),  # 0: unlimited
-    "RATE_PER_HOUR": env.int("RATE_PER_HOUR", default=0),
-    "RATE_PER_DOMAIN_PER_MINUTE": env.int("RATE_PER_DOMAIN_PER_MINUTE", default=0),
-    # SMTP TLS (EMAIL_USE_TLS / EMAIL_USE_SSL) always verifies the server's certificate and host name.
-    # SMTP_TLS_CA_FILE trusts a private CA or a local relay's self-signed certificate (instead of the system
-    # CAs); SMTP_VERIFY_TLS=false turns verification off: only for a relay on the same machine or network.
-    "SMTP_TLS_CA_FILE": env.str("SMTP_TLS_CA_FILE", default=""),
-    "SMTP_VERIFY_TLS": env.bool("SMTP_VERIFY_TLS", default=True),
-    "COMPLAINT_PAUSE_RATE": env.float("COMPLAINT_PAUSE_RATE", default=0.001),
-    "SOFT_BOUNCE_LIMIT": env.int("SOFT_BOUNCE_LIMIT", default=3),
-    # Article import by URL refuses loopback/private/link-local addresses (SSRF); true only for a closed network.
-    "IMPORT_ALLOW_PRIVATE_URLS": env.bool("IMPORT_ALLOW_PRIVATE_URLS", default=False),
-    # Images in emails need absolute URLs: MEDIA_URL is joined to this host (default SITE_URL) unless the storage
-    # already gives absolute ones (an S3 bucket or a CDN custom domain).
-    "MEDIA_HOST": env.str("MEDIA_HOST", default="").rstrip("/"),
-    # The app serves uploaded files at MEDIA_URL itself; false when a proxy or the object store serves them.
-    "SERVE_MEDIA": env.bool("SERVE_MEDIA", default=True),
-    "IMAGE_MAX_UPLOAD_MB": env.int("IMAGE_MAX_UPLOAD_MB", default=20),
-}
+# Every Masthead setting (name, type, default, meaning) is declared once, in newsletter/conf.py, and read from the
+# environment variable of the same name here. Code reads them as `newsletter.conf.app_settings.NAME`.
+MASTHEAD = masthead_from_env(env)
 
 # --- Security ----------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -1,8 +1,9 @@
 """The pre-send checklist: what to fix before an issue goes to every reader, read from the render itself.
 
 Blocking items (an image without alt text, a link that goes nowhere, no postal address) stop the send at every
-door: the send page disables its buttons, and `issue_freeze` refuses to freeze, so `send_issue`, a scheduled start
-and the admin all behave the same. Gmail's clipping size is a warning: the issue still arrives, cut short.
+door: the send page disables its buttons, and `issue_freeze` refuses to freeze (IssueNotReady, in rendering.py), so
+`send_issue`, a scheduled start and the admin all behave the same. `issue_checklist` (composing.py) runs it on the
+issue's current render. Gmail's clipping size is a warning: the issue still arrives, cut short.
 """
 
 import re
@@ -17,17 +18,12 @@ from django.urls import Resolver404, resolve
 from newsletter import placeholders
 from newsletter.models import Issue
 from newsletter.services.images import image_for_email
-from newsletter.services.rendering import RenderError, issue_render
 
 # Gmail shows "[Message clipped]" and hides the rest (the unsubscribe link included) past 102 KB of HTML.
 GMAIL_CLIP_BYTES = 102 * 1024
 # Schemes a reader's mail client can follow from an email besides the web.
 OTHER_SCHEMES = {"mailto"}
 IMG_SRC = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"")
-
-
-class IssueNotReady(RenderError):
-    """The issue renders, but the checklist has blocking items; the message lists them."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,11 @@ class Checklist:
     @property
     def blocking_items(self) -> list[CheckItem]:
         return [item for item in self.items if item.blocks]
+
+    @property
+    def blocking_message(self) -> str:
+        reasons = "; ".join(item.problem or item.label for item in self.blocking_items)
+        return f"The pre-send checklist found {reasons}. Fix these on the issue and send again."
 
 
 class _Collector(HTMLParser):
@@ -184,20 +185,3 @@ def checklist_for_html(issue: Issue, html: str) -> Checklist:
         ),
     ]
     return Checklist(items=items, html_bytes=size)
-
-
-def issue_checklist(issue: Issue) -> Checklist:
-    """The checklist for the issue as it stands (served from the render cache like the preview)."""
-    try:
-        rendered = issue_render(issue)
-    except RenderError as exc:
-        return Checklist(items=[CheckItem("render", "The issue renders", ok=False, blocking=True, details=[str(exc)])])
-    return checklist_for_html(issue, rendered.html)
-
-
-def issue_assert_ready(issue: Issue, html: str) -> None:
-    """Raise IssueNotReady listing the blocking items of the checklist for this render."""
-    checklist = checklist_for_html(issue, html)
-    if checklist.blocked:
-        reasons = "; ".join(item.problem or item.label for item in checklist.blocking_items)
-        raise IssueNotReady(f"The pre-send checklist found {reasons}. Fix these on the issue and send again.")

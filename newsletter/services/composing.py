@@ -9,7 +9,8 @@ from django.db.models import Max, Q
 from newsletter import placeholders
 from newsletter.models import Article, Issue, IssueArticle
 from newsletter.placeholders import PersonalValues
-from newsletter.services.rendering import RenderedIssue, issue_rendered
+from newsletter.services.checklist import CheckItem, Checklist, checklist_for_html
+from newsletter.services.rendering import RenderedIssue, RenderError, issue_render, issue_rendered
 from newsletter.services.sanitizing import html_sanitize, markdown_to_html
 
 
@@ -129,3 +130,12 @@ def issue_article_add(issue: Issue, article: Article, *, section: str | None = N
     issue_renumber(locked)
     item.refresh_from_db()
     return item
+
+
+def issue_checklist(issue: Issue) -> Checklist:
+    """The pre-send checklist for the issue as it stands (served from the render cache like the preview)."""
+    try:
+        rendered = issue_render(issue)
+    except RenderError as exc:
+        return Checklist(items=[CheckItem("render", "The issue renders", ok=False, blocking=True, details=[str(exc)])])
+    return checklist_for_html(issue, rendered.html)

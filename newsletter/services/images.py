@@ -9,13 +9,14 @@ Every file goes through Django's default storage, so the filesystem and an S3-co
 import io
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from newsletter.conf import app_settings
 from newsletter.models import Image
 
 EMAIL_WIDTHS = (600, 1200)
@@ -37,14 +38,14 @@ class Rendition:
 
 
 def _max_bytes() -> int:
-    return settings.MASTHEAD["IMAGE_MAX_UPLOAD_MB"] * 1024 * 1024
+    return app_settings.IMAGE_MAX_UPLOAD_MB * 1024 * 1024
 
 
 def image_open(data: bytes) -> PILImage.Image:
     """Decode an upload, or raise ImageError saying why it cannot be used."""
     if len(data) > _max_bytes():
         raise ImageError(
-            f"The file is {len(data) / 1024 / 1024:.1f} MB; images up to {settings.MASTHEAD['IMAGE_MAX_UPLOAD_MB']} "
+            f"The file is {len(data) / 1024 / 1024:.1f} MB; images up to {app_settings.IMAGE_MAX_UPLOAD_MB} "
             "MB are accepted. Export it smaller and upload again."
         )
     try:
@@ -120,13 +121,10 @@ def image_upload(
 def media_url(name: str) -> str:
     """The absolute URL of a stored file, as an email needs it: the storage's own URL when it is absolute (S3, a
     CDN domain), else MEDIA_URL on MEDIA_HOST (SITE_URL by default)."""
-    from django.core.files.storage import default_storage
-
     url = default_storage.url(name)
     if url.startswith(("http://", "https://")):
         return url
-    host = settings.MASTHEAD["MEDIA_HOST"] or settings.SITE_URL
-    return host + (url if url.startswith("/") else "/" + url)
+    return app_settings.MEDIA_HOST.rstrip("/") + (url if url.startswith("/") else "/" + url)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from typing import Any
 
 import feedparser
 from django import forms
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from newsletter.conf import app_settings
 from newsletter.models import ARTICLE_EDITABLE_FIELDS, Article
 from newsletter.services.composing import article_sanitize
 from newsletter.services.text import html_to_text
@@ -84,7 +84,7 @@ class UnsafeAddressError(OSError):
 
 
 def _private_urls_allowed() -> bool:
-    return bool(settings.MASTHEAD.get("IMPORT_ALLOW_PRIVATE_URLS", False))
+    return app_settings.IMPORT_ALLOW_PRIVATE_URLS
 
 
 def address_refusal(address: str) -> tuple[str, str] | None:
@@ -119,7 +119,7 @@ def _resolve(host: str, port: int) -> list[str]:
 def url_check(url: str) -> None:
     """Refuse a URL the server must not fetch on an editor's behalf: a scheme other than http(s), or a host any of
     whose addresses is loopback, private, link-local, multicast or reserved (unless
-    MASTHEAD["IMPORT_ALLOW_PRIVATE_URLS"]). Raises ImportSourceError saying which and why.
+    IMPORT_ALLOW_PRIVATE_URLS). Raises ImportSourceError saying which and why.
 
     This check gives the editor a clear message before anything is fetched; the connection itself checks the
     address it actually reached as well (see _GuardedConnection), so DNS answering differently the second time

@@ -26,6 +26,7 @@ from newsletter import placeholders
 from newsletter.mjml import MjmlError, compile_mjml
 from newsletter.models import Article, Issue, IssueArticle, Newsletter
 from newsletter.services.blocks import brand_for, sections_group, sponsor_for
+from newsletter.services.checklist import checklist_for_html
 from newsletter.services.images import image_for_email
 from newsletter.services.sanitizing import html_sanitize
 from newsletter.services.text import html_to_text
@@ -45,6 +46,10 @@ class RenderError(Exception):
         self.message, self.line, self.source, self.excerpt = message, line, source, excerpt
         where = f" ({source}, line {line})" if line else (f" ({source})" if source else "")
         super().__init__(f"{message}{where}")
+
+
+class IssueNotReady(RenderError):
+    """The issue renders, but the pre-send checklist has blocking items; the message lists them."""
 
 
 @dataclass(frozen=True)
@@ -284,9 +289,8 @@ def issue_freeze(issue: Issue) -> None:
     Renders afresh rather than from the cache: this is the copy every subscriber and the archive will get, so it
     must not depend on the cache being right. Rendering is deterministic, so it equals what the preview showed."""
     rendered = issue_render(issue, use_cache=False)
-    from newsletter.services.checklist import issue_assert_ready  # the checklist reads renders: imported late
-
-    issue_assert_ready(issue, rendered.html)  # raises IssueNotReady, a RenderError: nothing is frozen then
+    if (checklist := checklist_for_html(issue, rendered.html)).blocked:
+        raise IssueNotReady(checklist.blocking_message)  # a RenderError: nothing is frozen, the send does not start
     issue.frozen_subject, issue.frozen_html, issue.frozen_text = rendered.subject, rendered.html, rendered.text
     issue.frozen_at = timezone.now()
 

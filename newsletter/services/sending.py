@@ -1,70 +1,37 @@
-"""Sending an issue: the editor's controls (send now, schedule, pause, resume, cancel, test, resend to missing),
-the start of a send, its end, and its progress. Admin, the `send_issue` command and the tasks all call these.
+"""Sending an issue, as the editor sees it: send now, schedule, pause, resume, cancel, test, resend to missing,
+and progress. Admin and the `send_issue` command call these; each says why in a SendError when it cannot be done.
 
-The send itself happens in deliveries (services/delivery.py): materialise rows, then chains of short batch tasks
-claim and send them. A chain is one `newsletter.send_batch` task that re-enqueues itself while rows remain; an
-issue runs SEND_CHAINS chains at once so all worker processes take part.
+The send itself is the delivery core's (newsletter/delivery/): these controls call its public functions, which
+own every Delivery and SendRun write. A send is materialised rows, then chains of short batch tasks that claim and
+send them (SEND_CHAINS chains per issue, so all worker processes take part).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from datetime import datetime
 
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 
+from newsletter import delivery, dispatch
 from newsletter.models import Delivery, Issue, SendRun
-from newsletter.services.messages import TEST_TOKEN, AddressError, Recipient, personalise, skeleton_build, wire_address
-from newsletter.services.rendering import RenderError, issue_freeze, issue_render, issue_rendered
-from newsletter.services.transports import SENT, TransportError, transport_open
-from subscribers.models import Subscriber, Subscription
+from newsletter.services.rendering import RenderError, issue_render, issue_rendered
 
 log = logging.getLogger(__name__)
 
 MAX_TEST_ADDRESSES = 5
-OPEN_STATES = (Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.DEFERRED)
 
 
 class SendError(Exception):
     """A send control that cannot be done now; the message says why, for the editor."""
 
 
-def _chains() -> int:
-    return max(1, int(settings.MASTHEAD.get("SEND_CHAINS", 4)))
-
-
-def deliveries_kick(issue_id: int, chains: int | None = None) -> None:
-    """Start `chains` batch chains for the issue once the current transaction commits."""
-    from newsletter.tasks import send_batch_task
-
-    for _ in range(chains or _chains()):
-        send_batch_task.delay_on_commit(issue_id, 0)
-
-
-def _materialise_later(issue_id: int) -> None:
-    from newsletter.tasks import materialise_task
-
-    materialise_task.delay_on_commit(issue_id, 0)
-
-
 # --- counts -----------------------------------------------------------------------------------------------------
-
-
-def mailable_subscribers(newsletter_id: int):
-    """Active subscribers with an active subscription to the newsletter (the contract in the brief)."""
-    return Subscriber.objects.filter(
-        status=Subscriber.Status.ACTIVE,
-        subscriptions__newsletter_id=newsletter_id,
-        subscriptions__status=Subscription.Status.ACTIVE,
-    )
 
 
 def issue_recipient_count(issue: Issue) -> int:
@@ -72,41 +39,10 @@ def issue_recipient_count(issue: Issue) -> int:
     run = SendRun.objects.filter(pk=issue.pk).first()
     if run and run.materialised_at:
         return Delivery.objects.filter(issue_id=issue.pk).count()
-    return mailable_subscribers(issue.newsletter_id).count()
+    return delivery.mailable_subscribers(issue.newsletter_id).count()
 
 
 # --- start, schedule, controls ----------------------------------------------------------------------------------
-
-
-def issue_start_send(issue_id: int, user=None) -> bool:
-    """Move a draft or due scheduled issue to sending, freezing its render, exactly once: the row lock plus the
-    conditional transition mean of two concurrent callers (two beats, a double click) only one starts it.
-    Raises RenderError when the issue does not render; nothing changes then. Returns whether this call started it.
-    """
-    with transaction.atomic():
-        issue = Issue.objects.select_for_update().select_related("newsletter").filter(pk=issue_id).first()
-        if issue is None or issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED):
-            return False
-        issue_freeze(issue)  # raises RenderError: the transaction rolls back, the issue stays as it was
-        now = timezone.now()
-        started = issue.transition_to(
-            Issue.Status.SENDING,
-            frozen_subject=issue.frozen_subject,
-            frozen_html=issue.frozen_html,
-            frozen_text=issue.frozen_text,
-            frozen_at=issue.frozen_at,
-            started_at=now,
-            finished_at=None,
-        )
-        if not started:
-            return False
-        SendRun.objects.update_or_create(
-            issue=issue,
-            defaults={"materialised_at": None, "batch_started_at": now, "started_by": user},
-        )
-        _materialise_later(issue.pk)
-    log.info("issue %s: sending started", issue_id)
-    return True
 
 
 def issue_send_now(issue: Issue, user=None) -> None:
@@ -115,7 +51,7 @@ def issue_send_now(issue: Issue, user=None) -> None:
         raise SendError(f"This issue is {issue.get_status_display().lower()}; only a draft or a scheduled issue "
                         "can be sent.")  # fmt: skip
     try:
-        started = issue_start_send(issue.pk, user=user)
+        started = delivery.send_start(issue.pk, user=user)
     except RenderError as exc:
         raise SendError(f"The issue cannot be sent because it does not render. {exc}") from exc
     if not started:
@@ -155,68 +91,34 @@ def issue_unschedule(issue: Issue) -> None:
 
 def issue_pause(issue: Issue, reason: str = "") -> None:
     """Stop sending within a second: running batches see the status, give back their unsent rows and end."""
-    if not issue.transition_to(Issue.Status.PAUSED):
+    if not delivery.send_pause(issue, reason):
         raise SendError("Only an issue that is sending can be paused.")
-    log.info("issue %s: paused%s", issue.pk, f" ({reason})" if reason else "")
 
 
 def issue_resume(issue: Issue) -> None:
     """Carry on where the send stopped; nobody who got it gets it again."""
-    with transaction.atomic():
-        if not issue.transition_to(Issue.Status.SENDING):
-            raise SendError("Only a paused issue can be resumed.")
-        SendRun.objects.filter(pk=issue.pk).update(batch_started_at=timezone.now())
-        run = SendRun.objects.filter(pk=issue.pk).first()
-        if run and run.materialised_at is None:
-            _materialise_later(issue.pk)
-        else:
-            deliveries_kick(issue.pk)
+    if not delivery.send_resume(issue):
+        raise SendError("Only a paused issue can be resumed.")
 
 
 def issue_cancel(issue: Issue) -> int:
     """Cancel a scheduled, sending or paused issue for good. Rows not yet sent become skipped. Returns how many."""
-    with transaction.atomic():
-        if not issue.transition_to(Issue.Status.CANCELLED, finished_at=timezone.now()):
-            raise SendError("Only a scheduled, sending or paused issue can be cancelled.")
-        return Delivery.objects.filter(
-            issue_id=issue.pk, status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED]
-        ).update(status=Delivery.Status.SKIPPED, error_text="cancelled", updated_at=timezone.now())
-
-
-def issue_finish(issue_id: int) -> bool:
-    """Mark the issue sent when every recipient has an outcome. Safe to call any time, any number of times."""
-    run = SendRun.objects.filter(pk=issue_id).first()
-    if run is None or run.materialised_at is None:
-        return False
-    if Delivery.objects.filter(issue_id=issue_id, status__in=OPEN_STATES).exists():
-        return False
-    finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
-    if finished:
-        log.info("issue %s: sent", issue_id)
-    return finished
+    skipped = delivery.send_cancel(issue)
+    if skipped is None:
+        raise SendError("Only a scheduled, sending or paused issue can be cancelled.")
+    return skipped
 
 
 def issue_resend_missing(issue: Issue, user=None) -> int:
     """After a send ended, send again to those who did not get it (failed, including retries given up), once the
     cause is fixed. Who got it is never sent it again; suppressed or unsubscribed people are skipped at claim."""
-    with transaction.atomic():
-        missing = Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.FAILED)
-        if issue.status != Issue.Status.SENT:
-            raise SendError("Resending is possible once the send has ended.")
-        if not missing.exists():
-            raise SendError("Everybody got this issue; there is nobody to resend to.")
-        if not issue.transition_to(Issue.Status.SENDING, finished_at=None):
-            raise SendError("The issue changed just now; reload the page.")
-        count = missing.update(
-            status=Delivery.Status.PENDING,
-            attempts=0,
-            error_code="",
-            error_text="",
-            next_attempt_at=None,
-            updated_at=timezone.now(),
-        )
-        SendRun.objects.filter(pk=issue.pk).update(batch_started_at=timezone.now(), resends=F("resends") + 1)
-        deliveries_kick(issue.pk)
+    if issue.status != Issue.Status.SENT:
+        raise SendError("Resending is possible once the send has ended.")
+    if not Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.FAILED).exists():
+        raise SendError("Everybody got this issue; there is nobody to resend to.")
+    count = delivery.send_reopen_failed(issue)
+    if count is None:
+        raise SendError("The issue changed just now; reload the page.")
     return count
 
 
@@ -234,7 +136,7 @@ def issue_progress(issue: Issue) -> dict:
     materialised = bool(run and run.materialised_at)
     total = sum(counts.values())
     if not materialised and issue.status in (Issue.Status.SENDING, Issue.Status.PAUSED, Issue.Status.SCHEDULED):
-        total = max(total, mailable_subscribers(issue.newsletter_id).count())
+        total = max(total, delivery.mailable_subscribers(issue.newsletter_id).count())
     done = counts["sent"] + counts["failed"] + counts["skipped"]
     remaining = max(0, total - done)
     rate = _rate(issue, counts["sent"])
@@ -287,8 +189,8 @@ def test_addresses_parse(raw: str | list[str]) -> list[str]:
             continue
         try:
             validate_email(item)
-            wire_address(item)
-        except (ValidationError, AddressError):
+            delivery.wire_address(item)
+        except (ValidationError, delivery.AddressError):
             bad.append(item)
             continue
         if item.lower() not in (a.lower() for a in addresses):
@@ -305,42 +207,19 @@ def test_addresses_parse(raw: str | list[str]) -> list[str]:
 def issue_send_test(issue: Issue, addresses: list[str], user=None) -> list[str]:
     """Queue a test send of the issue as it renders now (or as frozen, once sending) on the priority queue,
     subject marked [TEST], links that unsubscribe nobody. Raises SendError for bad addresses or a broken render."""
-    from newsletter.tasks import send_test_task
-
     clean = test_addresses_parse(addresses)
     try:
         issue_rendered(issue)
     except RenderError as exc:
         raise SendError(f"The issue does not render, so no test was sent. {exc}") from exc
-    send_test_task.delay_on_commit(issue.pk, clean)
+    dispatch.test_send_later(issue.pk, clean)
     log.info("issue %s: test send to %d address(es) queued by %s", issue.pk, len(clean), user or "system")
     return clean
-
-
-def issue_send_test_deliver(issue_id: int, addresses: list[str]) -> dict[str, str]:
-    """Send the test now (the task's body). Returns each address's outcome ("sent" or the error)."""
-    issue = Issue.objects.select_related("newsletter").get(pk=issue_id)
-    skeleton = skeleton_build(issue, issue_rendered(issue), subject_prefix="[TEST] ")
-    results: dict[str, str] = {}
-    try:
-        transport = transport_open()
-    except TransportError as exc:
-        return {address: str(exc) for address in addresses}
-    try:
-        for address in addresses:
-            recipient = Recipient(secrets.randbits(40), wire_address(address), "", TEST_TOKEN)
-            message = personalise(skeleton, recipient)
-            outcome = transport.send(skeleton, recipient, message, message.data)
-            results[address] = SENT if outcome.status == SENT else f"{outcome.code} {outcome.text}".strip()
-    finally:
-        transport.close()
-    return results
 
 
 __all__ = [
     "SendError",
     "issue_cancel",
-    "issue_finish",
     "issue_pause",
     "issue_progress",
     "issue_recipient_count",
@@ -349,6 +228,5 @@ __all__ = [
     "issue_schedule",
     "issue_send_now",
     "issue_send_test",
-    "issue_start_send",
     "issue_unschedule",
 ]

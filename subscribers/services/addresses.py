@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from django.db.models.functions import Lower
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT
 
@@ -68,6 +69,4 @@ def name_clean(name: str) -> str:
 
 def subscribers_by_address(queryset, email: str):
     """Filter `queryset` (of Subscriber) to the address, case-insensitively, through the lower(email) index."""
-    from django.db.models.functions import Lower
-
     return queryset.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())

@@ -2,25 +2,23 @@
 
 The signal receiver records each relevant event as a MailEvent row (fast, inside the webhook request) and a task
 acts on it: hard bounces and complaints suppress the address at once; soft bounces suppress after
-MASTHEAD['SOFT_BOUNCE_LIMIT'] of them; an ESP-side unsubscribe unsubscribes. A complaint also checks its issue's
-complaint rate and pauses the send above MASTHEAD['COMPLAINT_PAUSE_RATE'] (default 0.1 %).
+SOFT_BOUNCE_LIMIT of them; an ESP-side unsubscribe unsubscribes. A complaint also checks its issue's
+complaint rate and pauses the send above COMPLAINT_PAUSE_RATE (newsletter.delivery.issue_complaint_check).
 """
 
-import logging
-
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from newsletter import delivery
+from newsletter.conf import app_settings
+from subscribers import dispatch
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression
 
 from .addresses import subscribers_by_address
 from .suppression import address_suppress
 from .unsubscribe import subscriber_unsubscribe
-
-log = logging.getLogger(__name__)
 
 Kind = MailEvent.Kind
 
@@ -58,8 +56,6 @@ def event_kind(event: AnymailTrackingEvent, esp_name: str) -> str | None:
 def mail_event_record(event: AnymailTrackingEvent, esp_name: str) -> MailEvent | None:
     """Record a tracking event worth acting on and queue its processing (after commit). A webhook retried by
     the ESP (same event id) is recorded once. Returns the row, or None for events that need nothing."""
-    from subscribers.tasks import mail_event_process_task
-
     kind = event_kind(event, esp_name)
     if kind is None or not (event.recipient or event.message_id):
         return None
@@ -79,18 +75,8 @@ def mail_event_record(event: AnymailTrackingEvent, esp_name: str) -> MailEvent |
     except IntegrityError:  # the same event arriving twice at the same moment
         return MailEvent.objects.get(esp=esp_name[:32], event_id=event_id)
     if created:
-        transaction.on_commit(lambda: mail_event_process_task.delay(row.pk))
+        dispatch.mail_event_process_later(row.pk)
     return row
-
-
-def _delivery_for(message_id: str):
-    from newsletter.models import Delivery
-
-    bare = message_id.strip().strip("<>")
-    if not bare:
-        return None
-    candidates = {message_id.strip(), bare, f"<{bare}>"}
-    return Delivery.objects.filter(message_id__in=candidates).select_related("issue", "subscriber").first()
 
 
 def mail_event_process(event: MailEvent) -> str:
@@ -100,17 +86,17 @@ def mail_event_process(event: MailEvent) -> str:
         event = MailEvent.objects.select_for_update().get(pk=event.pk)
         if event.processed_at:
             return "already processed"
-        delivery = _delivery_for(event.message_id) if event.message_id else None
-        subscriber = delivery.subscriber if delivery else None
+        sent = delivery.delivery_for_message_id(event.message_id) if event.message_id else None
+        subscriber = sent.subscriber if sent else None
         if subscriber is None and event.recipient:
             subscriber = subscribers_by_address(Subscriber.objects.all(), event.recipient).first()
-        event.issue = delivery.issue if delivery else None
+        event.issue = sent.issue if sent else None
         event.subscriber = subscriber
         address = event.recipient or (subscriber.email if subscriber else "")
         outcome = _act(event, subscriber, address)
         event.processed_at = timezone.now()
         event.save(update_fields=["issue", "subscriber", "processed_at"])
-    if event.kind == Kind.COMPLAINT and event.issue_id and issue_complaint_check(event.issue):
+    if event.kind == Kind.COMPLAINT and event.issue_id and delivery.issue_complaint_check(event.issue_id):
         outcome += "; issue paused"
     return outcome
 
@@ -130,7 +116,7 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str) -> str:
             return "soft bounce for an unknown address"
         Subscriber.objects.filter(pk=subscriber.pk).update(soft_bounces=F("soft_bounces") + 1)
         subscriber.refresh_from_db(fields=["soft_bounces"])
-        if subscriber.soft_bounces >= settings.MASTHEAD.get("SOFT_BOUNCE_LIMIT", 3):
+        if subscriber.soft_bounces >= app_settings.SOFT_BOUNCE_LIMIT:
             address_suppress(address, Suppression.Reason.SOFT_BOUNCES, ConsentEvent.Source.WEBHOOK, detail)
             return f"suppressed after {subscriber.soft_bounces} soft bounces"
         return f"soft bounce {subscriber.soft_bounces}"
@@ -139,35 +125,3 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str) -> str:
         subscriber_unsubscribe(subscriber, newsletter, source=ConsentEvent.Source.WEBHOOK)
         return "unsubscribed"
     return "nothing to do"
-
-
-def issue_complaint_rate(issue) -> float:
-    """Complaints about the issue per message sent (0 when nothing was sent yet)."""
-    from newsletter.models import Delivery
-
-    sent = Delivery.objects.filter(issue=issue, status=Delivery.Status.SENT).count()
-    complaints = MailEvent.objects.filter(issue=issue, kind=Kind.COMPLAINT).count()
-    return complaints / sent if sent else float(complaints > 0)
-
-
-def issue_complaint_check(issue) -> bool:
-    """Pause the issue's send when its complaint rate is above MASTHEAD['COMPLAINT_PAUSE_RATE']. Returns whether
-    this call paused it (an issue already paused, finished or cancelled is left alone)."""
-    from newsletter.models import Issue
-
-    threshold = settings.MASTHEAD.get("COMPLAINT_PAUSE_RATE", 0.001)
-    rate = issue_complaint_rate(issue)
-    if rate <= threshold:
-        return False
-    issue.refresh_from_db(fields=["status"])
-    if issue.status != Issue.Status.SENDING:
-        return False
-    reason = f"complaint rate {rate:.2%} is above {threshold:.2%}"
-    from newsletter.services.sending import SendError, issue_pause
-
-    try:
-        issue_pause(issue, reason=reason)
-    except SendError:  # it finished, was paused or cancelled since the status was read
-        return False
-    log.warning("Paused issue %s: %s", issue.pk, reason)
-    return True

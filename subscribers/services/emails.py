@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from subscribers import links
 from subscribers.models import Subscriber, Subscription
+from subscribers.tokens import MAX_AGE, Purpose
 
 from .addresses import name_clean
 
@@ -70,8 +71,6 @@ def confirmation_send(subscriber: Subscriber, newsletter) -> str:
 
 def export_link_send(subscriber: Subscriber) -> None:
     """Email the person a signed link, valid for a short while, to download their data."""
-    from subscribers.tokens import MAX_AGE, Purpose
-
     with translation.override(subscriber.language or settings.LANGUAGE_CODE):
         hours = int(MAX_AGE[Purpose.EXPORT].total_seconds() // 3600)
         context = {"export_url": links.export_url(subscriber.token), "hours": hours}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
 from django.db import connection, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
@@ -166,8 +167,6 @@ def subscribers_import(
 
 def _by_lower_email(emails: Iterable[str]) -> dict[str, tuple[int, str]]:
     """{lowercased address: (id, status)} of the known subscribers among `emails`, via the lower(email) index."""
-    from django.db.models.functions import Lower
-
     rows = Subscriber.objects.alias(email_lower=Lower("email")).filter(email_lower__in=list(emails))
     return {email.lower(): (pk, status) for pk, email, status in rows.values_list("id", "email", "status")}
 

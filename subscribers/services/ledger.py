@@ -1,6 +1,6 @@
 """The consent ledger: one append-only ConsentEvent per change to a person's consent.
 
-IP addresses are kept as the operator chose (MASTHEAD['CONSENT_IP_MODE']): "full", "truncated" (IPv4 /24,
+IP addresses are kept as the operator chose (CONSENT_IP_MODE): "full", "truncated" (IPv4 /24,
 IPv6 /48: enough to show roughly where consent came from, not who) or "hashed" (a keyed hash: proves a match
 with a known address, reveals nothing on its own).
 """
@@ -10,8 +10,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from django.conf import settings
-
+from newsletter.conf import app_settings
 from subscribers.models import ConsentEvent, Subscriber
 
 USER_AGENT_MAX = 300
@@ -34,7 +33,7 @@ NO_REQUEST = RequestMeta()
 
 def consent_ip(ip: str, mode: str | None = None) -> str:
     """The IP as the ledger keeps it. Anything that is not an IP address is dropped rather than stored."""
-    mode = mode or settings.MASTHEAD.get("CONSENT_IP_MODE", "truncated")
+    mode = mode or app_settings.CONSENT_IP_MODE
     try:
         address = ipaddress.ip_address((ip or "").strip())
     except ValueError:
@@ -42,7 +41,7 @@ def consent_ip(ip: str, mode: str | None = None) -> str:
     if mode == "full":
         return str(address)
     if mode == "hashed":
-        key = (getattr(settings, "SUPPRESSION_HASH_KEY", "") or settings.SECRET_KEY).encode()
+        key = app_settings.SUPPRESSION_HASH_KEY.encode()
         return "hmac:" + hmac.new(key, b"ip:" + address.packed, hashlib.sha256).hexdigest()[:40]
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)

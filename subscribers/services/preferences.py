@@ -4,11 +4,13 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from newsletter import delivery
+from newsletter.models import Newsletter
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
 from .addresses import name_clean
 from .ledger import NO_REQUEST, RequestMeta, consent_record
-from .unsubscribe import deliveries_skip_for, subscriptions_end
+from .unsubscribe import subscriptions_end
 
 
 def subscriber_newsletter_ids(subscriber: Subscriber) -> set[int]:
@@ -39,7 +41,8 @@ def subscriber_preferences_update(
     current = subscriber_newsletter_ids(subscriber)
     removed = current - set(wanted)
     if removed:
-        deliveries_skip_for(subscriber, removed)  # before the subscriber lock: the sender's lock order
+        # Before the subscriber lock: the sender's lock order.
+        delivery.subscriber_withdraw(subscriber.pk, removed, reason="unsubscribed")
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
     changes: list[str] = []
     suppressed = subscriber.status == Subscriber.Status.SUPPRESSED
@@ -55,8 +58,6 @@ def subscriber_preferences_update(
         subscriber.save(update_fields=["status", "updated_at"])
     if removed:
         subscriptions_end(subscriber, removed)
-        from newsletter.models import Newsletter
-
         slugs = Newsletter.objects.filter(pk__in=removed).values_list("slug", flat=True)
         changes.append("removed " + ", ".join(sorted(slugs)))
     name = name_clean(name)

@@ -3,6 +3,9 @@
 from django.db import transaction
 from django.utils import timezone
 
+from newsletter import delivery
+from newsletter.models import Delivery
+from subscribers import dispatch
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression, email_hash
 
 from .ledger import consent_record
@@ -15,7 +18,6 @@ def _iso(value) -> str | None:
 def subscriber_export(subscriber: Subscriber) -> dict:
     """Everything held about the subscriber, as JSON-ready data: the record, subscriptions, consent history,
     deliveries and bounce/complaint reports."""
-    from newsletter.models import Delivery
 
     return {
         "exported_at": timezone.now().isoformat(),
@@ -71,10 +73,7 @@ def subscriber_export(subscriber: Subscriber) -> dict:
 
 def subscriber_export_request(subscriber: Subscriber) -> None:
     """Email the person a signed, expiring download link (after commit, on the priority queue)."""
-    from subscribers.tasks import export_link_send_task
-
-    subscriber_id = subscriber.pk
-    transaction.on_commit(lambda: export_link_send_task.delay(subscriber_id))
+    dispatch.export_link_send_later(subscriber.pk)
 
 
 @transaction.atomic
@@ -84,17 +83,13 @@ def subscriber_erase(subscriber: Subscriber, source: str = ConsentEvent.Source.L
     list (reason "erased", unless a stronger reason is already there) so an import or operator can never re-add
     them. They may still sign up again themselves (see signup.py). Returns the hash. Safe to call twice (the
     second call finds nothing to erase)."""
-    from newsletter.models import Delivery
-
-    from .unsubscribe import deliveries_skip_for
-
     # An issue being sent stops for them now (before the subscriber lock: the sender's lock order).
-    deliveries_skip_for(subscriber, reason="erased")
+    delivery.subscriber_withdraw(subscriber.pk, reason="erased")
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
     digest = email_hash(subscriber.email)
     Suppression.objects.get_or_create(email_hash=digest, defaults={"reason": Suppression.Reason.ERASED})
     # SMTP replies quote the address; the rest of a delivery (issue, status, time) is kept for the issue's counts.
-    Delivery.objects.filter(subscriber=subscriber).update(error_text="", subscriber=None)
+    delivery.subscriber_forget(subscriber.pk)
     MailEvent.objects.filter(subscriber=subscriber).update(recipient="", description="", subscriber=None)
     MailEvent.objects.filter(recipient__iexact=subscriber.email).update(recipient="", description="")
     subscriber.consent_events.update(ip_address="", user_agent="", detail="")

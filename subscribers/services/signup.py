@@ -12,10 +12,11 @@ refuses the signup silently.
 from datetime import timedelta
 from enum import StrEnum
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from newsletter.conf import app_settings
+from subscribers import dispatch
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
 
 from .addresses import address_normalise, name_clean, subscribers_by_address
@@ -30,7 +31,7 @@ class SignupOutcome(StrEnum):
 
 
 def resend_interval() -> timedelta:
-    return timedelta(minutes=settings.MASTHEAD.get("CONFIRMATION_RESEND_INTERVAL_MINUTES", 15))
+    return timedelta(minutes=app_settings.CONFIRMATION_RESEND_INTERVAL_MINUTES)
 
 
 def _lock_or_create(email: str, name: str, source: str, language: str) -> tuple[Subscriber, bool]:
@@ -75,7 +76,6 @@ def subscriber_signup(
     subscriber, except an active one's, which the form can't change). Raises InvalidAddress for a malformed address
     (forms validate first, so a view never sees it).
     """
-    from subscribers.tasks import confirmation_send_task
 
     email = address_normalise(email)
     name = name_clean(name)
@@ -121,6 +121,5 @@ def subscriber_signup(
         outcome = SignupOutcome.THROTTLED
     subscriber.save()
     if outcome != SignupOutcome.THROTTLED:
-        subscriber_id, newsletter_id = subscriber.pk, newsletter.pk
-        transaction.on_commit(lambda: confirmation_send_task.delay(subscriber_id, newsletter_id))
+        dispatch.confirmation_send_later(subscriber.pk, newsletter.pk)
     return outcome

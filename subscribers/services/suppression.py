@@ -2,6 +2,7 @@
 
 from django.db import transaction
 
+from newsletter import delivery
 from subscribers.models import ConsentEvent, Subscriber, Suppression, email_hash
 
 
@@ -16,8 +17,6 @@ def address_suppress(email: str, reason: str, source: str = ConsentEvent.Source.
     The subscriber, if any, stops receiving mail at once: every send claims only active subscribers, and their
     pending deliveries of issues in progress are skipped in this transaction.
     """
-    from .unsubscribe import deliveries_skip_for
-
     suppression, created = Suppression.objects.get_or_create(email_hash=email_hash(email), defaults={"reason": reason})
     if not created and suppression.reason == Suppression.Reason.ERASED and reason != Suppression.Reason.ERASED:
         # An erased person who came back and then bounced or complained: the stronger reason wins.
@@ -26,7 +25,7 @@ def address_suppress(email: str, reason: str, source: str = ConsentEvent.Source.
         created = True
     subscriber = Subscriber.objects.filter(email__iexact=email.strip()).first()
     if subscriber:
-        deliveries_skip_for(subscriber, reason="suppressed")
+        delivery.subscriber_withdraw(subscriber.pk, reason="suppressed")
     if subscriber and subscriber.status != Subscriber.Status.SUPPRESSED:
         subscriber.status = Subscriber.Status.SUPPRESSED
         subscriber.save(update_fields=["status", "updated_at"])

@@ -10,7 +10,7 @@ from django.utils import timezone
 from newsletter import placeholders
 from newsletter.models import Article, Issue, IssueArticle
 from newsletter.services.composing import issue_preview, preview_values
-from tests.newsletter.compose_factories import (
+from tests.factories import (
     EDITOR_PERMS,
     ArticleFactory,
     IssueFactory,
@@ -18,7 +18,6 @@ from tests.newsletter.compose_factories import (
     issue_with_articles,
     user_with_perms,
 )
-from tests.newsletter.test_render import broken_layout  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 

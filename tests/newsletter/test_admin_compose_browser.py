@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.newsletter.compose_factories import issue_with_articles
+from tests.factories import issue_with_articles
 
 pytestmark = [pytest.mark.browser]
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from newsletter import placeholders
 from newsletter.models import Issue
 from newsletter.services.rendering import issue_freeze
-from tests.newsletter.compose_factories import NewsletterFactory, issue_with_articles
+from tests.factories import NewsletterFactory, issue_with_articles
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import resolve, reverse
 
-from tests.newsletter.compose_factories import NewsletterFactory
+from tests.factories import NewsletterFactory
 
 pytestmark = pytest.mark.django_db
 

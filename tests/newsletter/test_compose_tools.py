@@ -8,11 +8,10 @@ from django.utils import timezone
 
 from newsletter.models import Image, Issue, IssueArticle
 from newsletter.services import sending
-from newsletter.services.checklist import IssueNotReady, issue_checklist
+from newsletter.services.composing import issue_checklist
 from newsletter.services.images import image_upload
-from newsletter.services.rendering import issue_freeze, issue_render
-from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles, user_with_perms
-from tests.newsletter.image_helpers import upload
+from newsletter.services.rendering import IssueNotReady, issue_freeze, issue_render
+from tests.factories import ArticleFactory, issue_with_articles, picture_upload, user_with_perms
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +49,7 @@ def test_branding_and_sponsor_show_in_every_layout(layout, media_root):
     newsletter.accent_colour = "#0b6e4f"
     newsletter.header_text = "Your morning in Harbour City"
     newsletter.footer_text = "Written by the Chronicle newsroom."
-    newsletter.logo = image_upload(upload("logo.png", width=400, height=120, fmt="PNG"))
+    newsletter.logo = image_upload(picture_upload("logo.png", width=400, height=120, fmt="PNG"))
     newsletter.save()
 
     rendered = issue_render(issue)
@@ -78,7 +77,7 @@ def test_the_preview_follows_every_branding_and_section_change():
 
 
 def test_an_uploaded_article_image_goes_out_at_600_px_with_a_2x_rendition_and_its_alt(media_root, settings):
-    image = image_upload(upload(width=1800, height=1000), alt_text="Ferry at the Quay Street terminal")
+    image = image_upload(picture_upload(width=1800, height=1000), alt_text="Ferry at the Quay Street terminal")
     article = ArticleFactory(image=image, image_url="", image_alt="")
     issue = issue_with_articles(0)
     IssueArticle.objects.create(issue=issue, article=article, position=1)
@@ -213,7 +212,7 @@ def test_the_newsletter_form_offers_every_layout_and_saves_branding_with_an_uplo
         "name": newsletter.name, "slug": newsletter.slug, "from_name": "Desk", "from_email": "desk@example.org",
         "template": "digest", "accent_colour": "#123456", "header_text": "Mornings", "footer_text": "",
         "postal_address": "1 Quay Street", "archive_public": "on",
-        "logo_upload": upload("logo.png", width=300, height=100, fmt="PNG"),
+        "logo_upload": picture_upload("logo.png", width=300, height=100, fmt="PNG"),
     }  # fmt: skip
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -230,7 +229,7 @@ def test_the_newsletter_form_offers_every_layout_and_saves_branding_with_an_uplo
 def test_an_image_uploaded_in_the_admin_gets_its_renditions(admin_client, media_root):
     response = admin_client.post(
         reverse("admin:newsletter_image_add"),
-        {"upload": upload("pier.jpg"), "title": "Pier", "alt_text": "The old pier at low tide"},
+        {"upload": picture_upload("pier.jpg"), "title": "Pier", "alt_text": "The old pier at low tide"},
     )
     assert response.status_code == 302
     image = Image.objects.get()
@@ -267,7 +266,7 @@ def test_a_markdown_body_is_shown_generated_not_edited_and_the_editor_takes_over
 
 
 def test_an_uploaded_image_without_alt_blocks_until_its_alt_is_written(media_root):
-    image = image_upload(upload("quay.jpg"))
+    image = image_upload(picture_upload("quay.jpg"))
     article = ArticleFactory(image=image, image_url="", image_alt="")
     issue = issue_with_articles(0)
     IssueArticle.objects.create(issue=issue, article=article, position=1)

@@ -9,11 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from newsletter import delivery
 from newsletter.models import Article, Issue
-from tests.newsletter import sending_helpers
-from tests.newsletter.compose_factories import ArticleFactory, NewsletterFactory
-from tests.newsletter.image_helpers import picture_bytes
-from tests.newsletter.sending_helpers import drain, make_subscribers
+from tests.factories import ArticleFactory, NewsletterFactory, picture_bytes, subscribers_bulk
 
 pytestmark = [pytest.mark.browser]
 
@@ -46,10 +44,10 @@ def paste_html(page, selector: str, html: str) -> None:
 
 
 def test_editor_writes_uploads_composes_previews_and_sends(
-    page, live_server, transactional_db, media_root, smtp_server, screenshot_dir
+    page, live_server, transactional_db, media_root, smtp_server, screenshot_dir, drain
 ):
     newsletter = NewsletterFactory(slug="daily-brief")
-    make_subscribers(newsletter, 1)
+    subscribers_bulk(newsletter, 1)
     ArticleFactory(headline="Emergency waits fall again", section="Health", image_url="", image_alt="")
     log_in(page, live_server, "/admin/newsletter/article/add/")
 
@@ -125,7 +123,7 @@ def test_editor_writes_uploads_composes_previews_and_sends(
         expect(page.get_by_test_id(f"check-{key}")).to_have_attribute("data-ok", "true")
     page.get_by_test_id("send-now").click()
     expect(page.get_by_test_id("issue-status")).to_have_text("Sending")
-    sending_helpers.delivery.deliveries_materialise(issue.pk)
+    delivery.deliveries_materialise(issue.pk)  # what the worker's first task does
     drain(issue)
 
     assert len(smtp_server.messages) == 1

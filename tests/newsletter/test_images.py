@@ -9,7 +9,7 @@ from PIL import Image as PILImage
 
 from newsletter.models import Image
 from newsletter.services.images import ImageError, image_for_email, image_upload, media_url
-from tests.newsletter.image_helpers import picture_bytes, upload
+from tests.factories import picture_bytes, picture_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def opened(field) -> PILImage.Image:
 
 
 def test_a_photo_gets_600_and_1200_px_jpeg_renditions_in_storage(media_root):
-    image = image_upload(upload("Ferry at dawn.jpg", width=2400, height=1350), alt_text=" A ferry docking ")
+    image = image_upload(picture_upload("Ferry at dawn.jpg", width=2400, height=1350), alt_text=" A ferry docking ")
 
     small, large = opened(image.email_600), opened(image.email_1200)
     assert (small.format, small.size) == ("JPEG", (600, 338))
@@ -35,14 +35,14 @@ def test_a_photo_gets_600_and_1200_px_jpeg_renditions_in_storage(media_root):
 
 
 def test_a_narrow_image_is_never_upscaled(media_root):
-    image = image_upload(upload("chart.png", width=480, height=300, fmt="PNG"))
+    image = image_upload(picture_upload("chart.png", width=480, height=300, fmt="PNG"))
     assert opened(image.email_600).size == (480, 300)
     assert opened(image.email_1200).size == (480, 300)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
 def test_transparent_png_and_webp_become_jpeg_on_white(media_root, fmt):
-    image = image_upload(upload(f"logo.{fmt.lower()}", width=800, height=400, fmt=fmt, mode="RGBA"))
+    image = image_upload(picture_upload(f"logo.{fmt.lower()}", width=800, height=400, fmt=fmt, mode="RGBA"))
     rendition = opened(image.email_600)
     assert rendition.format == "JPEG" and rendition.mode == "RGB"
     # The transparent background turned white, not black.
@@ -54,7 +54,7 @@ def test_the_cameras_rotation_is_applied_and_metadata_dropped(media_root):
     exif = PILImage.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     exif[0x010F] = "Harbour Camera Co"  # Make: must not reach readers
-    image = image_upload(upload("portrait.jpg", width=1600, height=900, exif=exif.tobytes()))
+    image = image_upload(picture_upload("portrait.jpg", width=1600, height=900, exif=exif.tobytes()))
     rendition = opened(image.email_600)
     assert (image.width, image.height) == (900, 1600)
     assert rendition.size == (600, 1067)
@@ -73,13 +73,13 @@ def test_a_file_that_is_not_an_image_is_refused_with_a_reason_and_nothing_is_sto
 def test_a_file_over_the_size_limit_is_refused(media_root, settings):
     settings.MASTHEAD = {**settings.MASTHEAD, "IMAGE_MAX_UPLOAD_MB": 0}
     with pytest.raises(ImageError, match="images up to 0 MB are accepted"):
-        image_upload(upload())
+        image_upload(picture_upload())
 
 
 def test_email_urls_are_absolute_on_site_url_or_the_media_host(media_root, settings):
     settings.SITE_URL = "https://news.example.org"
     settings.MASTHEAD = {**settings.MASTHEAD, "MEDIA_HOST": "https://news.example.org"}
-    image = image_upload(upload(), alt_text="A ferry")
+    image = image_upload(picture_upload(), alt_text="A ferry")
     shown = image_for_email(image)
     assert shown.src == f"https://news.example.org/media/{image.email_600.name}"
     assert shown.src_2x == f"https://news.example.org/media/{image.email_1200.name}"
@@ -91,7 +91,7 @@ def test_email_urls_are_absolute_on_site_url_or_the_media_host(media_root, setti
 
 
 def test_the_app_serves_uploaded_images_and_nothing_else(client, media_root):
-    image = image_upload(upload())
+    image = image_upload(picture_upload())
     response = client.get(f"/media/{image.email_600.name}")
     assert response.status_code == 200
     assert response["Content-Type"] == "image/jpeg"

@@ -21,7 +21,7 @@ from newsletter.services.importing import (
     source_read,
     url_check,
 )
-from tests.newsletter.compose_factories import ArticleFactory, user_with_perms
+from tests.factories import ArticleFactory, user_with_perms
 
 pytestmark = pytest.mark.django_db
 DATA = Path(__file__).parent / "data"

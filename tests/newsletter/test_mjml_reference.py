@@ -17,10 +17,9 @@ from newsletter.placeholders import PersonalValues, substitute
 from newsletter.services.blocks import layouts_available
 from newsletter.services.images import image_upload
 from newsletter.services.rendering import RenderError, issue_mjml, issue_render
-from tests.conftest import ROOT, require
-from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles
-from tests.newsletter.image_helpers import upload
-from tests.newsletter.test_render_browser import IMAGE
+from tests.factories import ArticleFactory, issue_with_articles, picture_upload
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db
 
@@ -29,20 +28,25 @@ MJML_DIR = ROOT / "tests" / "mjml"
 MAX_DIFFERENT_PIXELS = 0.001
 
 
-def official_mjml(source: str, validation: str = "strict") -> dict:
-    """{"html", "errors"} from the official compiler (tests/mjml/compile.js); html is empty when strict
-    validation rejects the document."""
+@pytest.fixture
+def official_mjml(require):
+    """official_mjml(source, validation) → {"html", "errors"} from the official compiler (tests/mjml/compile.js);
+    html is empty when strict validation rejects the document."""
     node = shutil.which("node")
     require(bool(node) and (MJML_DIR / "node_modules" / "mjml").is_dir(), "node + mjml (npm ci --prefix tests/mjml)")
-    result = subprocess.run(
-        [node, str(MJML_DIR / "compile.js"), "--validation", validation],
-        input=source.encode(),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
+
+    def compile_official(source: str, validation: str = "strict") -> dict:
+        result = subprocess.run(
+            [node, str(MJML_DIR / "compile.js"), "--validation", validation],
+            input=source.encode(),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        return json.loads(result.stdout)
+
+    return compile_official
 
 
 @pytest.fixture
@@ -65,21 +69,23 @@ def newsroom_issue():
 
 
 @pytest.mark.parametrize("layout", layouts_available())
-def test_every_shipped_layout_passes_the_official_mjml_strict_validation(newsroom_issue, layout, media_root):
+def test_every_shipped_layout_passes_the_official_mjml_strict_validation(
+    newsroom_issue, layout, media_root, official_mjml
+):
     """Every layout, with everything it can show: sections, a sponsor with an image, a logo, uploaded images."""
     newsletter = newsroom_issue.newsletter
     newsletter.template = layout
     newsletter.header_text, newsletter.footer_text, newsletter.accent_colour = "Mornings", "By the newsroom", "#0b6e4f"
-    newsletter.logo = image_upload(upload("logo.png", width=400, height=120, fmt="PNG"), alt_text="Logo")
+    newsletter.logo = image_upload(picture_upload("logo.png", width=400, height=120, fmt="PNG"), alt_text="Logo")
     newsletter.save()
     newsroom_issue.sponsor_name, newsroom_issue.sponsor_url = "Quay Street Bakery", "https://bakery.example/"
     newsroom_issue.sponsor_text = "Fresh bread from 6 a.m."
-    newsroom_issue.sponsor_image = image_upload(upload("bread.jpg"), alt_text="Loaves on a counter")
+    newsroom_issue.sponsor_image = image_upload(picture_upload("bread.jpg"), alt_text="Loaves on a counter")
     newsroom_issue.save()
     newsroom_issue.items.filter(position__lt=4).update(section="City hall")
     newsroom_issue.items.filter(position__gte=4).update(section="Health")
     first = newsroom_issue.items.order_by("position").first().article
-    first.image = image_upload(upload("ferry.jpg"), alt_text="A ferry")
+    first.image = image_upload(picture_upload("ferry.jpg"), alt_text="A ferry")
     first.save()
     source = issue_mjml(newsroom_issue)
     assert ">City hall</h2>" in source and "Sponsored by" in source
@@ -90,17 +96,6 @@ def test_every_shipped_layout_passes_the_official_mjml_strict_validation(newsroo
     assert compile_mjml(source) == issue_render(newsroom_issue).html
 
 
-@pytest.fixture
-def broken_layout(settings, tmp_path):
-    """A copy of the default layout that a test may break."""
-    folder = tmp_path / "email" / "broken"
-    folder.mkdir(parents=True)
-    for f in (Path(settings.BASE_DIR) / "templates" / "email" / "default").iterdir():
-        (folder / f.name).write_text(f.read_text().replace("email/default/", "email/broken/"))
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
-    return folder
-
-
 MISSPELT = [
     ("_header.mjml", "<mj-column>", "<mj-colum>", "mj-colum"),
     ("_article.mjml", "<mj-divider ", "<mj-dividr ", "mj-dividr"),
@@ -108,7 +103,9 @@ MISSPELT = [
 
 
 @pytest.mark.parametrize(("partial", "good", "bad", "tag"), MISSPELT)
-def test_a_misspelt_tag_is_rejected_by_both_compilers_at_the_same_line(broken_layout, partial, good, bad, tag):
+def test_a_misspelt_tag_is_rejected_by_both_compilers_at_the_same_line(
+    broken_layout, partial, good, bad, tag, official_mjml
+):
     path = broken_layout / partial
     path.write_text(path.read_text().replace(good, bad, 1).replace(good.replace("<", "</"), bad.replace("<", "</"), 1))
     issue = issue_with_articles(2, newsletter__template="broken")
@@ -124,7 +121,7 @@ def test_a_misspelt_tag_is_rejected_by_both_compilers_at_the_same_line(broken_la
     assert f"<{tag}> is not an MJML element" in ours.value.message
 
 
-def test_an_unclosed_section_is_rejected_by_both_compilers(broken_layout):
+def test_an_unclosed_section_is_rejected_by_both_compilers(broken_layout, official_mjml):
     article = broken_layout / "_article.mjml"
     article.write_text(article.read_text().replace("</mj-section>", "", 1))
     source = issue_mjml(issue_with_articles(2, newsletter__template="broken"))
@@ -137,7 +134,6 @@ def test_an_unclosed_section_is_rejected_by_both_compilers(broken_layout):
 
 
 def screenshot(page, html: str, width: int) -> Image.Image:
-    page.route("https://harbourcity.example/**", lambda route: route.fulfill(body=IMAGE, content_type="image/png"))
     page.set_viewport_size({"width": width, "height": 900})
     page.set_content(html, wait_until="load")
     return Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
@@ -156,7 +152,7 @@ def different_pixels(a: Image.Image, b: Image.Image) -> float:
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [600, 375])
 def test_mrml_and_the_official_mjml_render_the_same_pixels(
-    newsroom_issue, browser, width, screenshot_dir, record_property
+    newsroom_issue, fresh_page, width, screenshot_dir, record_property, official_mjml
 ):
     source = issue_mjml(newsroom_issue)
     values = PersonalValues("https://n.example/u/t/", "https://n.example/p/t/", "Reader").for_html()
@@ -166,11 +162,7 @@ def test_mrml_and_the_official_mjml_render_the_same_pixels(
 
     shots = []
     for name, html in (("mrml", ours), ("mjml", reference)):
-        context = browser.new_context()  # a fresh page each, so nothing carries over
-        try:
-            shots.append(screenshot(context.new_page(), html, width))
-        finally:
-            context.close()
+        shots.append(screenshot(fresh_page(), html, width))  # a fresh page each, so nothing carries over
         shots[-1].save(screenshot_dir / f"reference-{name}-{width}.png")
 
     fraction = different_pixels(*shots)

@@ -1,8 +1,6 @@
 """Rendering an issue in the newsroom's shape: one compile per issue, personal values as markers, a readable text
 part, sanitised article HTML, and errors an editor can act on."""
 
-from pathlib import Path
-
 import pytest
 from django.db.models import F
 
@@ -13,7 +11,7 @@ from newsletter.services import rendering
 from newsletter.services.composing import article_sanitize, issue_preview
 from newsletter.services.rendering import RenderError, issue_freeze, issue_render, issue_rendered
 from newsletter.services.sanitizing import html_sanitize, markdown_to_html
-from tests.newsletter.compose_factories import ArticleFactory, issue_with_articles
+from tests.factories import ArticleFactory, issue_with_articles
 
 pytestmark = pytest.mark.django_db
 
@@ -205,18 +203,6 @@ def test_preview_is_byte_for_byte_what_the_sender_substitutes_into_the_frozen_re
     after = issue_preview(issue, values)
     assert before == after
     assert after.html == placeholders.substitute(issue.frozen_html, values.for_html())
-
-
-@pytest.fixture
-def broken_layout(settings, tmp_path):
-    """A layout folder of its own, so a test can break templates without touching the real ones."""
-    folder = tmp_path / "email" / "broken"
-    folder.mkdir(parents=True)
-    real = Path(settings.BASE_DIR) / "templates" / "email" / "default"
-    for f in real.iterdir():
-        (folder / f.name).write_text(f.read_text().replace("email/default/", "email/broken/"))
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
-    return folder
 
 
 def test_template_syntax_error_names_file_and_line(broken_layout):

@@ -6,10 +6,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
+from newsletter import delivery
 from newsletter.models import Delivery, Issue
-from newsletter.services import delivery, sending
-from tests.conftest import wait_for
-from tests.newsletter.sending_helpers import make_issue, make_subscribers, parse
+from newsletter.services import sending
+from tests.factories import issue_to_send, subscribers_bulk
 
 ACTIONS = ["send_now", "send_schedule", "send_unschedule", "send_pause", "send_resume", "send_cancel", "send_resend"]
 
@@ -28,7 +28,7 @@ def url(name: str, issue: Issue) -> str:
 @pytest.mark.django_db
 @pytest.mark.parametrize("action", ACTIONS + ["send_test"])
 def test_state_changing_views_refuse_get_with_405(client, action):
-    issue = make_issue()
+    issue = issue_to_send()
     client.force_login(editor(send=True))
     assert client.get(url(action, issue)).status_code == 405
 
@@ -36,8 +36,8 @@ def test_state_changing_views_refuse_get_with_405(client, action):
 @pytest.mark.django_db
 @pytest.mark.parametrize("action", ACTIONS)
 def test_state_changing_views_need_the_send_permission(client, action):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 3)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 3)
     client.force_login(editor(send=False))
     assert client.post(url(action, issue), {"when": "2099-01-01T06:00"}).status_code == 403
     issue.refresh_from_db()
@@ -48,8 +48,8 @@ def test_state_changing_views_need_the_send_permission(client, action):
 def test_confirmation_page_shows_the_recipient_count_and_send_now_starts_the_send(
     client, django_capture_on_commit_callbacks
 ):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 7)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 7)
     client.force_login(editor(send=True))
     page = client.get(url("send", issue))
     assert page.status_code == 200
@@ -74,7 +74,7 @@ def test_confirmation_page_shows_the_recipient_count_and_send_now_starts_the_sen
 
 @pytest.mark.django_db
 def test_a_bad_schedule_time_gets_a_message_not_a_500(client):
-    issue = make_issue()
+    issue = issue_to_send()
     client.force_login(editor(send=True))
     response = client.post(url("send_schedule", issue), {"when": "next tuesday"}, follow=True)
     assert response.status_code == 200 and "is not a date and time" in response.content.decode()
@@ -87,8 +87,8 @@ def test_a_bad_schedule_time_gets_a_message_not_a_500(client):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_an_editor_without_the_send_permission_can_send_a_test(client, celery_worker, smtp_server):
-    issue = make_issue()
+def test_an_editor_without_the_send_permission_can_send_a_test(client, celery_worker, smtp_server, parse, wait_for):
+    issue = issue_to_send()
     client.force_login(editor(send=False))
     celery_worker(queues="priority", env={"EMAIL_PORT": str(smtp_server.port)})
     response = client.post(url("send_test", issue), {"addresses": "me@news.example.org, not an address"}, follow=True)
@@ -103,8 +103,8 @@ def test_an_editor_without_the_send_permission_can_send_a_test(client, celery_wo
 
 @pytest.mark.django_db
 def test_send_issue_command_controls_and_prints_progress(capsys, django_capture_on_commit_callbacks):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 5)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 5)
     with django_capture_on_commit_callbacks(execute=False):
         call_command("send_issue", issue.pk)
     out = capsys.readouterr().out

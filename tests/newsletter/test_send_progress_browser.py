@@ -6,9 +6,9 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from newsletter import delivery
 from newsletter.models import Delivery
-from newsletter.services import sending
-from tests.newsletter.sending_helpers import make_issue, make_subscribers, start
+from tests.factories import issue_to_send, subscribers_bulk
 
 pytestmark = [pytest.mark.browser]
 POLL_WAIT_MS = 15_000  # the page polls every 2 s
@@ -21,9 +21,11 @@ def sender() -> User:
     return user
 
 
-def test_progress_page_follows_the_deliveries_and_shows_the_end(page, live_server, transactional_db, screenshot_dir):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 20)
+def test_progress_page_follows_the_deliveries_and_shows_the_end(
+    page, live_server, transactional_db, screenshot_dir, start
+):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 20)
     start(issue)  # sending, 20 pending deliveries; no worker runs, the test plays its part
     ids = list(Delivery.objects.filter(issue=issue).order_by("id").values_list("id", flat=True))
     sender()
@@ -51,7 +53,7 @@ def test_progress_page_follows_the_deliveries_and_shows_the_end(page, live_serve
 
     Delivery.objects.filter(id__in=ids[8:18]).update(status=Delivery.Status.SENT, sent_at=now, message_id="<x>")
     Delivery.objects.filter(id__in=ids[18:]).update(status=Delivery.Status.FAILED, error_code="550")
-    assert sending.issue_finish(issue.pk)
+    assert delivery.send_finish(issue.pk)
     # The status changed: the page reloads itself with the buttons of the new state.
     expect(page.get_by_test_id("issue-status")).to_have_text("Sent", timeout=POLL_WAIT_MS)
     expect(page.locator("#mh-percent")).to_have_text("100.0")

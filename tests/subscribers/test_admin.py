@@ -10,8 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from subscribers.services.exporting import csv_safe
-
-from .factories import NewsletterFactory, SubscriberFactory, subscribed
+from tests.factories import NewsletterFactory, SubscriberFactory, subscribed
 
 pytestmark = pytest.mark.django_db
 

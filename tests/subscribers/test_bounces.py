@@ -12,9 +12,7 @@ from newsletter.models import Delivery, Issue
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression, email_hash
 from subscribers.services.bounces import event_kind
 from subscribers.tasks import mail_event_process_task
-from tests.conftest import wait_for
-
-from .factories import DeliveryFactory, IssueFactory, subscribed
+from tests.factories import DeliveryFactory, IssueFactory, subscribed
 
 pytestmark = pytest.mark.django_db
 
@@ -64,9 +62,9 @@ def test_webhooks_refuse_bad_auth_and_stay_closed_until_configured(client, setti
 
 def test_postmark_hard_bounce_suppresses(client, newsletter, on_commit):
     subscriber = subscribed(newsletter, email="gone@example.com")
-    delivery = DeliveryFactory(issue=IssueFactory(newsletter=newsletter), subscriber=subscriber, status="sent",
-                               message_id="pm-msg-1")  # fmt: skip
-    pending = DeliveryFactory(issue=IssueFactory(newsletter=newsletter), subscriber=subscriber)
+    issue = IssueFactory(sending=True, newsletter=newsletter)
+    delivery = DeliveryFactory(issue=issue, subscriber=subscriber, status="sent", message_id="pm-msg-1")
+    pending = DeliveryFactory(issue=IssueFactory(sending=True, newsletter=newsletter), subscriber=subscriber)
     with on_commit() as callbacks:
         assert postmark(client, postmark_bounce("gone@example.com", "pm-msg-1")).status_code == 200
         assert postmark(client, postmark_bounce("gone@example.com", "pm-msg-1")).status_code == 200  # ESP retry
@@ -101,7 +99,7 @@ def test_soft_bounces_suppress_after_the_limit(client, newsletter, settings, on_
 
 def test_complaint_suppresses_and_pauses_an_issue_over_the_threshold(client, newsletter, settings, on_commit):
     settings.MASTHEAD = {**settings.MASTHEAD, "COMPLAINT_PAUSE_RATE": 0.001}
-    issue = IssueFactory(newsletter=newsletter, status=Issue.Status.SENDING)
+    issue = IssueFactory(sending=True, newsletter=newsletter)
     readers = [subscribed(newsletter, email=f"r{i}@example.com") for i in range(20)]
     for i, reader in enumerate(readers[:10]):
         DeliveryFactory(issue=issue, subscriber=reader, status="sent", message_id=f"<issue-msg-{i}@example.org>")
@@ -118,7 +116,7 @@ def test_complaint_suppresses_and_pauses_an_issue_over_the_threshold(client, new
 
 def test_a_complaint_under_the_threshold_does_not_pause(client, newsletter, settings, on_commit):
     settings.MASTHEAD = {**settings.MASTHEAD, "COMPLAINT_PAUSE_RATE": 0.2}
-    issue = IssueFactory(newsletter=newsletter, status=Issue.Status.SENDING)
+    issue = IssueFactory(sending=True, newsletter=newsletter)
     for i in range(10):
         DeliveryFactory(issue=issue, subscriber=subscribed(newsletter), status="sent", message_id=f"m{i}")
     with on_commit() as callbacks:
@@ -187,10 +185,10 @@ def test_event_classification(esp, event_type, raw, reject, expected):
 
 @pytest.mark.worker
 def test_complaint_webhook_processed_by_a_real_worker_pauses_the_issue(
-    client, newsletter, settings, celery_worker, on_commit
+    client, newsletter, settings, celery_worker, on_commit, wait_for
 ):
     settings.MASTHEAD = {**settings.MASTHEAD, "COMPLAINT_PAUSE_RATE": 0.001}
-    issue = IssueFactory(newsletter=newsletter, status=Issue.Status.SENDING)
+    issue = IssueFactory(sending=True, newsletter=newsletter)
     reader = subscribed(newsletter, email="angry@example.com")
     DeliveryFactory(issue=issue, subscriber=reader, status="sent", message_id="w-1")
     worker = celery_worker(queues="priority")

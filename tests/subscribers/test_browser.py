@@ -7,9 +7,7 @@ import pytest
 
 from subscribers import links
 from subscribers.models import ConsentEvent, Subscriber
-from tests.conftest import wait_for
-
-from .factories import NewsletterFactory
+from tests.factories import NewsletterFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -21,7 +19,7 @@ def fits_the_phone(page) -> bool:
 
 
 def test_signup_confirm_preferences_unsubscribe_on_a_phone(
-    page, live_server, smtp_server, celery_worker, screenshot_dir
+    page, live_server, smtp_server, celery_worker, screenshot_dir, wait_for
 ):
     newsletter = NewsletterFactory(name="Daily Brief", slug="daily-brief", description="The day's news at 7am.")
     NewsletterFactory(name="Weekend Read", slug="weekend")

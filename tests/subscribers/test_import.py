@@ -9,8 +9,7 @@ from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppressi
 from subscribers.services.importing import subscribers_import
 from subscribers.services.privacy import subscriber_erase
 from subscribers.services.suppression import address_suppress
-
-from .factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory, subscribed
+from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory, subscribed
 
 pytestmark = pytest.mark.django_db
 

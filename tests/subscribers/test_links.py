@@ -9,8 +9,7 @@ from django.test import Client
 from newsletter.models import Delivery, Issue
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 from subscribers.tokens import Purpose, make_token
-
-from .factories import (
+from tests.factories import (
     DeliveryFactory,
     IssueFactory,
     NewsletterFactory,
@@ -18,7 +17,6 @@ from .factories import (
     SubscriptionFactory,
     subscribed,
 )
-from .helpers import confirm_path, expired_token, one_click_path, preferences_path, unsubscribe_path
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +28,7 @@ def kinds(subscriber) -> list[str]:
 # --- Confirm ---------------------------------------------------------------------------------------------------
 
 
-def test_confirm_get_shows_a_button_and_changes_nothing(client, newsletter):
+def test_confirm_get_shows_a_button_and_changes_nothing(client, newsletter, confirm_path):
     pending = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
     response = client.get(confirm_path(pending, newsletter))
     assert response.status_code == 200
@@ -39,7 +37,7 @@ def test_confirm_get_shows_a_button_and_changes_nothing(client, newsletter):
     assert pending.status == Subscriber.Status.PENDING and not kinds(pending)
 
 
-def test_confirm_post_activates_once(client, newsletter):
+def test_confirm_post_activates_once(client, newsletter, confirm_path):
     pending = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
     SubscriptionFactory(subscriber=pending, newsletter=newsletter)
     path = confirm_path(pending, newsletter)
@@ -53,14 +51,14 @@ def test_confirm_post_activates_once(client, newsletter):
     assert event.ip_address == "198.51.100.0" and event.user_agent == "UA" and event.newsletter == newsletter
 
 
-def test_confirm_link_for_another_newsletter_adds_it_for_an_active_subscriber(client, newsletter):
+def test_confirm_link_for_another_newsletter_adds_it_for_an_active_subscriber(client, newsletter, confirm_path):
     other = NewsletterFactory(slug="weekend")
     subscriber = subscribed(newsletter)
     client.post(confirm_path(subscriber, other))
     assert set(subscriber.subscriptions.values_list("newsletter__slug", flat=True)) == {newsletter.slug, "weekend"}
 
 
-def test_confirm_after_unsubscribing_is_refused(client, newsletter):
+def test_confirm_after_unsubscribing_is_refused(client, newsletter, confirm_path):
     subscriber = SubscriberFactory(status=Subscriber.Status.UNSUBSCRIBED)
     response = client.post(confirm_path(subscriber, newsletter))
     assert response.status_code == 200 and b"t be used</h1>" in response.content
@@ -68,7 +66,7 @@ def test_confirm_after_unsubscribing_is_refused(client, newsletter):
     assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
 
 
-def test_confirm_requires_csrf(newsletter):
+def test_confirm_requires_csrf(newsletter, confirm_path):
     pending = SubscriberFactory(status=Subscriber.Status.PENDING)
     response = Client(enforce_csrf_checks=True).post(confirm_path(pending, newsletter))
     assert response.status_code == 403
@@ -80,7 +78,7 @@ def test_confirm_requires_csrf(newsletter):
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_forged_expired_and_cross_purpose_tokens_get_a_friendly_page(client, newsletter, method):
+def test_forged_expired_and_cross_purpose_tokens_get_a_friendly_page(client, newsletter, method, expired_token):
     subscriber = subscribed(newsletter)
     good = make_token(Purpose.CONFIRM, subscriber.token, newsletter.slug)
     cases = {
@@ -107,7 +105,7 @@ def test_forged_expired_and_cross_purpose_tokens_get_a_friendly_page(client, new
     assert subscriber.status == Subscriber.Status.ACTIVE and not kinds(subscriber)
 
 
-def test_unsubscribe_links_last_beyond_a_year_and_survive_a_key_rotation(client, newsletter, settings):
+def test_unsubscribe_links_last_beyond_a_year_and_survive_a_key_rotation(client, newsletter, settings, expired_token):
     subscriber = subscribed(newsletter)
     old = expired_token(Purpose.UNSUBSCRIBE, subscriber.token, newsletter.slug, days_ago=500)
     assert client.get(f"/u/{old}/").status_code == 200
@@ -124,7 +122,7 @@ def test_unsubscribe_links_last_beyond_a_year_and_survive_a_key_rotation(client,
 # --- Unsubscribe -----------------------------------------------------------------------------------------------
 
 
-def test_unsubscribe_get_shows_one_button_and_a_preferences_link(client, newsletter):
+def test_unsubscribe_get_shows_one_button_and_a_preferences_link(client, newsletter, unsubscribe_path):
     subscriber = subscribed(newsletter)
     response = client.get(unsubscribe_path(subscriber, newsletter))
     html = response.content.decode()
@@ -134,7 +132,7 @@ def test_unsubscribe_get_shows_one_button_and_a_preferences_link(client, newslet
     assert Subscription.objects.get().status == Subscription.Status.ACTIVE
 
 
-def test_unsubscribe_post_from_one_newsletter(client, newsletter):
+def test_unsubscribe_post_from_one_newsletter(client, newsletter, unsubscribe_path):
     other = NewsletterFactory(slug="weekend")
     subscriber = subscribed(newsletter)
     SubscriptionFactory(subscriber=subscriber, newsletter=other)
@@ -150,21 +148,25 @@ def test_unsubscribe_post_from_one_newsletter(client, newsletter):
     assert kinds(subscriber) == ["unsubscribe", "unsubscribe"]
 
 
-def test_unsubscribe_skips_pending_deliveries_of_an_issue_being_sent(client, newsletter):
+def test_unsubscribe_skips_pending_deliveries_of_an_issue_being_sent(client, newsletter, unsubscribe_path):
     subscriber = subscribed(newsletter)
-    sending = IssueFactory(newsletter=newsletter, status=Issue.Status.SENDING)
-    paused = IssueFactory(newsletter=newsletter, status=Issue.Status.PAUSED)
+    sending = IssueFactory(sending=True, newsletter=newsletter)
+    paused = IssueFactory(sending=True, newsletter=newsletter, status=Issue.Status.PAUSED)
     pending = DeliveryFactory(issue=sending, subscriber=subscriber)
     deferred = DeliveryFactory(issue=paused, subscriber=subscriber, status=Delivery.Status.DEFERRED)
-    already_sent = DeliveryFactory(issue=IssueFactory(newsletter=newsletter), subscriber=subscriber, status="sent")
+    already_sent = DeliveryFactory(
+        issue=IssueFactory(sending=True, newsletter=newsletter), subscriber=subscriber, status="sent"
+    )
     other_reader = DeliveryFactory(issue=sending, subscriber=subscribed(newsletter))
-    other_newsletter = DeliveryFactory(issue=IssueFactory(newsletter=NewsletterFactory()), subscriber=subscriber)
+    other_newsletter = DeliveryFactory(
+        issue=IssueFactory(sending=True, newsletter=NewsletterFactory()), subscriber=subscriber
+    )
 
     client.post(unsubscribe_path(subscriber, newsletter))
     for row in (pending, deferred, already_sent, other_reader, other_newsletter):
         row.refresh_from_db()
     assert pending.status == deferred.status == Delivery.Status.SKIPPED
-    assert pending.error_code == "unsubscribed"
+    assert pending.error_text == "unsubscribed"
     assert already_sent.status == Delivery.Status.SENT
     assert other_reader.status == other_newsletter.status == Delivery.Status.PENDING
 
@@ -172,7 +174,7 @@ def test_unsubscribe_skips_pending_deliveries_of_an_issue_being_sent(client, new
 # --- RFC 8058 one-click ----------------------------------------------------------------------------------------
 
 
-def test_one_click_with_a_plain_http_client(live_server, newsletter):
+def test_one_click_with_a_plain_http_client(live_server, newsletter, one_click_path):
     subscriber = subscribed(newsletter)
     url = live_server.url + one_click_path(subscriber, newsletter)
 
@@ -203,7 +205,7 @@ def test_one_click_with_a_plain_http_client(live_server, newsletter):
     assert ConsentEvent.objects.get().source == ConsentEvent.Source.ONE_CLICK
 
 
-def test_one_click_needs_no_csrf_but_the_rfc_body(newsletter):
+def test_one_click_needs_no_csrf_but_the_rfc_body(newsletter, one_click_path):
     subscriber = subscribed(newsletter)
     client = Client(enforce_csrf_checks=True)
     path = one_click_path(subscriber, newsletter)
@@ -214,7 +216,7 @@ def test_one_click_needs_no_csrf_but_the_rfc_body(newsletter):
     assert Subscription.objects.get().status == Subscription.Status.UNSUBSCRIBED
 
 
-def test_unsubscribe_page_post_requires_csrf(newsletter):
+def test_unsubscribe_page_post_requires_csrf(newsletter, unsubscribe_path):
     subscriber = subscribed(newsletter)
     assert Client(enforce_csrf_checks=True).post(unsubscribe_path(subscriber, newsletter)).status_code == 403
     assert Subscription.objects.get().status == Subscription.Status.ACTIVE
@@ -223,7 +225,7 @@ def test_unsubscribe_page_post_requires_csrf(newsletter):
 # --- Preferences -----------------------------------------------------------------------------------------------
 
 
-def test_preferences_choose_newsletters_and_name(client, newsletter):
+def test_preferences_choose_newsletters_and_name(client, newsletter, preferences_path):
     weekend = NewsletterFactory(slug="weekend", name="Weekend")
     subscriber = subscribed(newsletter, name="Old")
     path = preferences_path(subscriber)
@@ -240,7 +242,7 @@ def test_preferences_choose_newsletters_and_name(client, newsletter):
     assert "Your preferences are saved." in client.get(path).content.decode()
 
 
-def test_preferences_leave_everything_and_come_back(client, newsletter):
+def test_preferences_leave_everything_and_come_back(client, newsletter, preferences_path):
     subscriber = subscribed(newsletter)
     path = preferences_path(subscriber)
     client.post(path, {"leave": "1"})
@@ -252,7 +254,7 @@ def test_preferences_leave_everything_and_come_back(client, newsletter):
     assert kinds(subscriber) == ["unsubscribe", "preferences"]
 
 
-def test_preferences_cannot_resubscribe_a_suppressed_address(client, newsletter):
+def test_preferences_cannot_resubscribe_a_suppressed_address(client, newsletter, preferences_path):
     subscriber = SubscriberFactory(status=Subscriber.Status.SUPPRESSED)
     response = client.post(preferences_path(subscriber), {"newsletters": [newsletter.pk]}, follow=True)
     assert b"We can&#x27;t send email to this address" in response.content
@@ -286,7 +288,7 @@ def test_signup_rate_limit_per_address_across_ips(client, newsletter, settings):
     assert codes == [302, 302, 429, 429]
 
 
-def test_link_pages_rate_limit_per_link(client, newsletter, settings):
+def test_link_pages_rate_limit_per_link(client, newsletter, settings, preferences_path):
     settings.MASTHEAD = {**settings.MASTHEAD, "RATE_LIMITS": {"link_token": "2/m"}}
     subscriber = subscribed(newsletter)
     path = preferences_path(subscriber)

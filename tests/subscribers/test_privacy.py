@@ -13,9 +13,7 @@ from subscribers.services.signup import SignupOutcome, subscriber_signup
 from subscribers.services.suppression import address_suppress
 from subscribers.tasks import export_link_send_task
 from subscribers.tokens import Purpose, make_token
-
-from .factories import DeliveryFactory, IssueFactory, subscribed
-from .helpers import path_of, preferences_path
+from tests.factories import DeliveryFactory, IssueFactory, subscribed
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +26,7 @@ def reader(newsletter, on_commit):
     subscriber = Subscriber.objects.get()
     subscriber_confirm(subscriber, newsletter, meta=RequestMeta("203.0.113.5", "UA/2"))
     DeliveryFactory(
-        issue=IssueFactory(newsletter=newsletter, subject="Monday"),
+        issue=IssueFactory(sending=True, newsletter=newsletter, subject="Monday"),
         subscriber=subscriber,
         status="sent",
         error_text="250 ok for <ada@example.com>",
@@ -36,7 +34,9 @@ def reader(newsletter, on_commit):
     return subscriber
 
 
-def test_export_request_emails_a_link_that_downloads_everything(client, reader, newsletter, smtp_server, on_commit):
+def test_export_request_emails_a_link_that_downloads_everything(
+    client, reader, newsletter, smtp_server, on_commit, path_of
+):
     with on_commit() as callbacks:
         response = client.post(f"/privacy/export-request/{make_token(Purpose.PREFERENCES, reader.token)}/")
     assert response.status_code == 302 and len(callbacks) == 1
@@ -73,7 +73,7 @@ def test_export_request_is_rate_limited_per_person(client, reader, settings):
     assert codes == [302, 302, 302, 429]
 
 
-def test_erase_asks_first_then_deletes_personal_data(client, reader, newsletter):
+def test_erase_asks_first_then_deletes_personal_data(client, reader, newsletter, preferences_path):
     MailEvent.objects.create(esp="Postmark", kind="soft_bounce", recipient="ada@example.com", description="full box")
     path = preferences_path(reader)
     erase_link = next(
@@ -129,7 +129,7 @@ def test_complaint_suppression_outlives_erasure(newsletter, on_commit):
 
 def test_erase_stops_an_issue_being_sent(newsletter):
     subscriber = subscribed(newsletter)
-    pending = DeliveryFactory(issue=IssueFactory(newsletter=newsletter), subscriber=subscriber)
+    pending = DeliveryFactory(issue=IssueFactory(sending=True, newsletter=newsletter), subscriber=subscriber)
     subscriber_erase(subscriber)
     pending.refresh_from_db()
     assert pending.status == Delivery.Status.SKIPPED and pending.subscriber is None

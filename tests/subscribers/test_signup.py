@@ -13,8 +13,7 @@ from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppressi
 from subscribers.services.signup import SignupOutcome, subscriber_signup
 from subscribers.tasks import confirmation_send_task
 from subscribers.tokens import Purpose, read_token
-
-from .factories import NewsletterFactory, SubscriberFactory, subscribed
+from tests.factories import NewsletterFactory, SubscriberFactory, subscribed
 
 pytestmark = pytest.mark.django_db
 

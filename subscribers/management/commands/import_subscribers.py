@@ -1,8 +1,8 @@
 """manage.py import_subscribers FILE --newsletter SLUG: the same import as the admin's, from a shell."""
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 from subscribers.services.importing import subscribers_import
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
                     target,
                     source_detail=f"file {file}",
                     consent_text=consent,
-                    policy_version=settings.MASTHEAD.get("POLICY_VERSION", ""),
+                    policy_version=app_settings.POLICY_VERSION,
                 )
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror or exc}") from exc

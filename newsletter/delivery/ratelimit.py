@@ -1,6 +1,6 @@
 """Sending rate limits shared by every worker: token buckets in Redis (all machines) or in a locked file (one machine).
 
-Limits come from settings.MASTHEAD: RATE_PER_SECOND (burst: one second's worth), RATE_PER_HOUR (burst: one
+Limits (newsletter/conf.py): RATE_PER_SECOND (burst: one second's worth), RATE_PER_HOUR (burst: one
 minute's worth, so an hour never carries more than N plus a minute's worth) and RATE_PER_DOMAIN_PER_MINUTE
 (per recipient domain, burst: ten seconds' worth). 0 disables a limit. Workers take tokens in small chunks, so
 the shared store sees a few requests per second rather than one per message.
@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import redis
 from django.conf import settings
+
+from newsletter.conf import app_settings
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,6 @@ return {grant, wait}
 
 class RedisBuckets:
     def __init__(self, url: str):
-        import redis
-
         self.client = redis.Redis.from_url(url)
         self.script = self.client.register_script(_LUA)
 
@@ -116,7 +117,7 @@ def _store():
     url = getattr(settings, "REDIS_URL", "")
     if url:
         return RedisBuckets(url)
-    return FileBuckets(Path(settings.VAR_DIR if hasattr(settings, "VAR_DIR") else "var") / "ratelimit")
+    return FileBuckets(app_settings.VAR_DIR / "ratelimit")
 
 
 def _scope() -> str:
@@ -125,10 +126,9 @@ def _scope() -> str:
 
 
 def global_buckets() -> list[Bucket]:
-    config = settings.MASTHEAD
     buckets = []
-    per_second = float(config.get("RATE_PER_SECOND") or 0)
-    per_hour = float(config.get("RATE_PER_HOUR") or 0)
+    per_second = float(app_settings.RATE_PER_SECOND or 0)
+    per_hour = float(app_settings.RATE_PER_HOUR or 0)
     if per_second > 0:
         buckets.append(Bucket(f"{_scope()}:second", per_second, max(1.0, per_second)))
     if per_hour > 0:
@@ -137,7 +137,7 @@ def global_buckets() -> list[Bucket]:
 
 
 def domain_bucket(domain: str) -> Bucket | None:
-    per_minute = float(settings.MASTHEAD.get("RATE_PER_DOMAIN_PER_MINUTE") or 0)
+    per_minute = float(app_settings.RATE_PER_DOMAIN_PER_MINUTE or 0)
     if per_minute <= 0:
         return None
     return Bucket(f"{_scope()}:domain:{domain.lower()}", per_minute / 60, max(1.0, per_minute / 6))
@@ -156,7 +156,7 @@ class Throttle:
 
     def __init__(self) -> None:
         self.buckets = global_buckets()
-        per_second = float(settings.MASTHEAD.get("RATE_PER_SECOND") or 0)
+        per_second = float(app_settings.RATE_PER_SECOND or 0)
         self.chunk = max(1, int(per_second / 10)) if per_second else 50
         self.banked = 0
 

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0003_delivery_claim_index_and_send_run'),
+        ('newsletter', '0004_sendrun_heartbeat_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

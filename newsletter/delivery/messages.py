@@ -16,9 +16,11 @@ from email.header import Header
 from email.utils import formataddr, formatdate
 from functools import lru_cache
 
+import dkim
 from django.conf import settings
 
 from newsletter import placeholders
+from newsletter.conf import app_settings
 from newsletter.models import Issue
 from newsletter.services.rendering import RenderedIssue
 from subscribers import links
@@ -138,7 +140,7 @@ def skeleton_build(issue: Issue, rendered: RenderedIssue, subject_prefix: str = 
     mail_from = wire_address(newsletter.from_email)
     subject = subject_prefix + rendered.subject
     list_id = f"{header_safe(newsletter.name)} <{newsletter.slug}.{settings.MAIL_DOMAIN}>"
-    mailto = getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MAIL_DOMAIN}"
+    mailto = app_settings.UNSUBSCRIBE_MAILTO
     head = b"".join(
         [
             _address_header("From", newsletter.from_name, mail_from),
@@ -225,27 +227,18 @@ class Personalised:
     data: bytes
     message_id: str
     values: placeholders.PersonalValues
-    one_click_url: str
-    unsubscribe_token: str
+    links: links.MessageLinks
 
 
 def personalise(skeleton: Skeleton, recipient: Recipient) -> Personalised:
     """The recipient's message. Microseconds: two token signatures and a join."""
-    slug = skeleton.newsletter_slug
-    one_click = links.one_click_url(recipient.token, slug)
-    # The one-click URL is the unsubscribe page's URL plus "one-click/" (links.py): one signature serves both.
-    unsubscribe = (
-        one_click.removesuffix("one-click/")
-        if one_click.endswith("/one-click/")
-        else links.unsubscribe_url(recipient.token, slug)
-    )
+    personal = links.message_links(recipient.token, skeleton.newsletter_slug)
     values = placeholders.PersonalValues(
-        unsubscribe_url=unsubscribe,
-        preferences_url=links.preferences_url(recipient.token),
+        unsubscribe_url=personal.unsubscribe_url,
+        preferences_url=personal.preferences_url,
         name=header_safe(recipient.name),
     )
     message_id = skeleton.message_id(recipient.delivery_id)
-    token = unsubscribe.rstrip("/").rsplit("/", 1)[-1]
     html, text = values.for_html(), values.for_text()
     by_slot = {
         (b"H", b"unsubscribe_url"): html[placeholders.UNSUBSCRIBE_URL],
@@ -257,16 +250,13 @@ def personalise(skeleton: Skeleton, recipient: Recipient) -> Personalised:
         (b"X", b"to"): _to_header(recipient),
         (b"X", b"date"): _date_header(),
         (b"X", b"message_id"): message_id,
-        (b"X", b"one_click_url"): one_click,
-        # quote(token, safe=""), cheaper: a token is base64url, base 62 and ":" (tokens.make_token).
-        (b"X", b"mailto_token"): token.replace(":", "%3A"),
+        (b"X", b"one_click_url"): personal.one_click_url,
+        (b"X", b"mailto_token"): personal.mailto_token,
     }
     chunks = skeleton.chunks.copy()
     for index, slot in enumerate(skeleton.slots):
         chunks[2 * index + 1] = by_slot[slot].encode()
-    return Personalised(
-        data=b"".join(chunks), message_id=message_id, values=values, one_click_url=one_click, unsubscribe_token=token
-    )
+    return Personalised(data=b"".join(chunks), message_id=message_id, values=values, links=personal)
 
 
 def _to_header(recipient: Recipient) -> str:
@@ -309,8 +299,6 @@ def dkim_enabled() -> bool:
 
 def dkim_sign(data: bytes, from_email: str) -> bytes:
     """Prepend a DKIM-Signature covering the list headers. Per recipient, since the body carries their links."""
-    import dkim  # dkimpy, imported only when signing is configured
-
     domain = settings.DKIM_DOMAIN or from_email.rpartition("@")[2]
     signature = dkim.sign(
         data,

@@ -8,16 +8,7 @@ from django.core import mail
 from newsletter.models import Delivery, Issue
 from newsletter.services import sending
 from subscribers.tokens import Purpose, read_token
-from tests.conftest import wait_for
-from tests.newsletter.sending_helpers import (
-    ESP_BACKEND,
-    ESP_REFUSES,
-    counts,
-    drain,
-    make_issue,
-    make_subscribers,
-    start,
-)
+from tests.factories import issue_to_send, subscribers_bulk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,11 +39,11 @@ def mail_domain(settings):
     settings.SITE_URL = "https://news.example.org"
 
 
-def test_locmem_backend_sends_one_message_per_recipient_and_records_each(settings, mail_domain):
+def test_locmem_backend_sends_one_message_per_recipient_and_records_each(settings, mail_domain, counts, drain, start):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
-    issue = make_issue()
-    readers = {r.email: r for r in make_subscribers(issue.newsletter, 6)}
+    issue = issue_to_send()
+    readers = {r.email: r for r in subscribers_bulk(issue.newsletter, 6)}
     start(issue)
     drain(issue)
     assert issue.status == Issue.Status.SENT and counts(issue)["sent"] == 6
@@ -66,23 +57,25 @@ def test_locmem_backend_sends_one_message_per_recipient_and_records_each(setting
 
 
 @pytest.mark.parametrize("ignore_status", [False, True], ids=["refusal-raises", "refusal-in-status"])
-def test_anymail_backend_records_the_esps_message_id_and_its_refusals_as_failed(settings, mail_domain, ignore_status):
+def test_anymail_backend_records_the_esps_message_id_and_its_refusals_as_failed(
+    settings, mail_domain, ignore_status, esp, drain, start
+):
     """anymail raises AnymailRecipientsRefused when every recipient of a message is refused (the default), or only
     reports it in anymail_status (IGNORE_RECIPIENT_STATUS): either way the recipient is failed, with the reason."""
-    settings.EMAIL_BACKEND = ESP_BACKEND
+    settings.EMAIL_BACKEND = esp.backend
     settings.ANYMAIL = {"IGNORE_RECIPIENT_STATUS": ignore_status}
     mail.outbox = []
-    issue = make_issue()
-    readers = {r.email: r for r in make_subscribers(issue.newsletter, 8)}
+    issue = issue_to_send()
+    readers = {r.email: r for r in subscribers_bulk(issue.newsletter, 8)}
     start(issue)
     drain(issue)
     assert issue.status == Issue.Status.SENT
     rows = {d.subscriber.email: d for d in Delivery.objects.filter(issue=issue).select_related("subscriber")}
     for email, row in rows.items():
-        if email in ESP_REFUSES:
+        if email in esp.refuses:
             assert row.status == Delivery.Status.FAILED and not row.sent_at
-            assert row.error_code == (ESP_REFUSES[email] if ignore_status else "refused")
-            assert ESP_REFUSES[email] in row.error_text, row.error_text
+            assert row.error_code == (esp.refuses[email] if ignore_status else "refused")
+            assert esp.refuses[email] in row.error_text, row.error_text
         else:
             assert row.status == Delivery.Status.SENT and row.sent_at
             assert row.message_id == f"esp-{email}"  # the ESP's id: its webhooks report by it
@@ -90,14 +83,14 @@ def test_anymail_backend_records_the_esps_message_id_and_its_refusals_as_failed(
     for message in mail.outbox:
         address = assert_list_headers(message, readers)
         status = message.anymail_status.recipients[address].status
-        assert status == ESP_REFUSES.get(address, "queued")
+        assert status == esp.refuses.get(address, "queued")
 
 
 @pytest.mark.worker
-def test_a_worker_process_records_per_recipient_esp_outcomes(celery_worker, mail_domain):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 8)
-    celery_worker(queues="default,bulk", env={"EMAIL_BACKEND": ESP_BACKEND, "MAIL_DOMAIN": "news.example.org"})
+def test_a_worker_process_records_per_recipient_esp_outcomes(celery_worker, mail_domain, esp, wait_for):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 8)
+    celery_worker(queues="default,bulk", env={"EMAIL_BACKEND": esp.backend, "MAIL_DOMAIN": "news.example.org"})
     sending.issue_send_now(issue)
 
     def finished():
@@ -106,7 +99,7 @@ def test_a_worker_process_records_per_recipient_esp_outcomes(celery_worker, mail
 
     wait_for(finished, timeout=60, what="the issue to be sent through the ESP backend")
     rows = dict(Delivery.objects.filter(issue=issue).values_list("subscriber__email", "status"))
-    assert {e for e, s in rows.items() if s == Delivery.Status.FAILED} == set(ESP_REFUSES)
+    assert {e for e, s in rows.items() if s == Delivery.Status.FAILED} == set(esp.refuses)
     sent = Delivery.objects.filter(issue=issue, status=Delivery.Status.SENT)
     assert sent.count() == 6
     assert all(d.message_id == f"esp-{d.subscriber.email}" for d in sent.select_related("subscriber"))

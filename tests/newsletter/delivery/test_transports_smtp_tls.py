@@ -6,22 +6,20 @@ import ipaddress
 import ssl
 
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from newsletter import delivery
+from newsletter.delivery.transports import tls_context
 from newsletter.models import Delivery
-from newsletter.services import delivery
-from newsletter.services.transports import tls_context
-from tests.conftest import RecordingHandler, free_port
-from tests.newsletter.sending_helpers import counts, drain, make_issue, make_subscribers, start
+from tests.factories import issue_to_send, subscribers_bulk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def record_mail_commands(handler: RecordingHandler) -> list[tuple[str, bool]]:
+def record_mail_commands(handler) -> list[tuple[str, bool]]:
     """Record every MAIL FROM the server sees, and whether the session was encrypted at that moment."""
     seen: list[tuple[str, bool]] = []
 
@@ -65,39 +63,35 @@ def self_signed(tmp_path, name: str = "127.0.0.1"):
 
 
 @pytest.fixture
-def tls_server(settings, tmp_path):
+def tls_server(settings, tmp_path, smtp_servers):
     """Factory: an aiosmtpd server with a self-signed certificate, either STARTTLS required (refuses MAIL on a
     plaintext session) or implicit TLS; Django's EMAIL_* settings point at it."""
-    controllers = []
 
     def build(implicit: bool = False, cert_name: str = "127.0.0.1"):
         cert, key = self_signed(tmp_path, cert_name)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
-        handler = RecordingHandler()
-        handler.mails = record_mail_commands(handler)
-        port = free_port()
         options = {"ssl_context": context} if implicit else {"tls_context": context, "require_starttls": True}
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
-        controller.start()
-        controllers.append(controller)
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        handler = smtp_servers(**options)
+        handler.mails = record_mail_commands(handler)
         settings.EMAIL_USE_TLS, settings.EMAIL_USE_SSL = not implicit, implicit
         handler.cert = cert
         return handler
 
-    yield build
-    for controller in controllers:
-        controller.stop()
+    return build
 
 
-def send_one_batch(count: int = 3):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, count)
-    start(issue)
-    result = delivery.deliveries_send_batch(issue.pk)
-    return issue, result
+@pytest.fixture
+def send_one_batch(start):
+    """send_one_batch(count=3): an issue to `count` readers, started, and one batch of it sent in-process."""
+
+    def send(count: int = 3):
+        issue = issue_to_send()
+        subscribers_bulk(issue.newsletter, count)
+        start(issue)
+        return issue, delivery.deliveries_send_batch(issue.pk)
+
+    return send
 
 
 def assert_deferred_with(issue, reason: str):
@@ -111,7 +105,9 @@ def test_verification_is_on_by_default(settings):
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
-def test_use_tls_against_a_relay_without_starttls_defers_and_sends_nothing_in_plaintext(smtp_server, settings):
+def test_use_tls_against_a_relay_without_starttls_defers_and_sends_nothing_in_plaintext(
+    smtp_server, settings, send_one_batch
+):
     mails = record_mail_commands(smtp_server)
     settings.EMAIL_USE_TLS = True
     issue, result = send_one_batch()
@@ -121,7 +117,7 @@ def test_use_tls_against_a_relay_without_starttls_defers_and_sends_nothing_in_pl
 
 
 @pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit-tls"])
-def test_a_self_signed_certificate_is_an_error_not_a_fallback(tls_server, implicit):
+def test_a_self_signed_certificate_is_an_error_not_a_fallback(tls_server, implicit, send_one_batch):
     server = tls_server(implicit=implicit)
     issue, result = send_one_batch()
     assert result.stopped == "transport" and result.sent == 0
@@ -129,18 +125,18 @@ def test_a_self_signed_certificate_is_an_error_not_a_fallback(tls_server, implic
     assert server.mails == [] and server.messages == []
 
 
-def test_trusting_the_relays_own_certificate_delivers_over_tls(tls_server, settings):
+def test_trusting_the_relays_own_certificate_delivers_over_tls(tls_server, settings, counts, drain, start):
     server = tls_server()
     settings.MASTHEAD = {**settings.MASTHEAD, "SMTP_TLS_CA_FILE": str(server.cert)}
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 3)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 3)
     start(issue)
     drain(issue)
     assert counts(issue)["sent"] == 3 and len(server.messages) == 3
     assert server.mails and all(encrypted for _, encrypted in server.mails)
 
 
-def test_a_trusted_certificate_for_another_host_name_is_still_refused(tls_server, settings):
+def test_a_trusted_certificate_for_another_host_name_is_still_refused(tls_server, settings, send_one_batch):
     server = tls_server(cert_name="relay.example.org")
     settings.MASTHEAD = {**settings.MASTHEAD, "SMTP_TLS_CA_FILE": str(server.cert)}
     issue, result = send_one_batch()
@@ -149,11 +145,13 @@ def test_a_trusted_certificate_for_another_host_name_is_still_refused(tls_server
     assert server.mails == []
 
 
-def test_the_explicit_opt_out_sends_to_a_local_relay_with_a_self_signed_certificate(tls_server, settings):
+def test_the_explicit_opt_out_sends_to_a_local_relay_with_a_self_signed_certificate(
+    tls_server, settings, counts, drain, start
+):
     server = tls_server()
     settings.MASTHEAD = {**settings.MASTHEAD, "SMTP_VERIFY_TLS": False}
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 2)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 2)
     start(issue)
     drain(issue)
     assert counts(issue)["sent"] == 2 and all(encrypted for _, encrypted in server.mails)

@@ -6,14 +6,13 @@ import time
 import pytest
 from django.db import transaction
 
+from newsletter.delivery import issues_recover
 from newsletter.models import Delivery, Issue, SendRun
 from newsletter.services import sending
-from newsletter.services.recovery import issues_recover
 from newsletter.tasks import recover_task
 from subscribers.models import Subscription
 from subscribers.tokens import Purpose, read_token
-from tests.conftest import purge_queues, wait_for
-from tests.newsletter.sending_helpers import counts, make_issue, make_subscribers, parse, received_by_address
+from tests.factories import issue_to_send, subscribers_bulk
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -58,11 +57,11 @@ def recover_until(predicate, timeout: float = 60, what: str = "the send to finis
 
 
 def test_a_few_thousand_recipients_each_get_exactly_one_message_with_their_own_link(
-    celery_worker, smtp_server, worker_env, settings
+    celery_worker, smtp_server, worker_env, settings, counts, parse, received_by_address, wait_for
 ):
     settings.MAIL_DOMAIN = "news.example.org"
-    issue = make_issue()
-    readers = make_subscribers(issue.newsletter, 2000)
+    issue = issue_to_send()
+    readers = subscribers_bulk(issue.newsletter, 2000)
     celery_worker(concurrency=2, env=worker_env())
     sending.issue_send_now(issue)
     wait_for(lambda: finished(issue), timeout=120, what="the issue to be sent")
@@ -90,9 +89,9 @@ def test_a_few_thousand_recipients_each_get_exactly_one_message_with_their_own_l
     assert len(message_ids) == 2000
 
 
-def test_two_workers_at_once_send_no_duplicates(celery_worker, smtp_server, worker_env):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 1500)
+def test_two_workers_at_once_send_no_duplicates(celery_worker, smtp_server, worker_env, received_by_address, wait_for):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 1500)
     env = worker_env(SEND_BATCH_SIZE=50)
     celery_worker(concurrency=2, env=env)
     celery_worker(concurrency=2, env=env)
@@ -103,10 +102,10 @@ def test_two_workers_at_once_send_no_duplicates(celery_worker, smtp_server, work
 
 
 def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_at_most_its_message_in_flight(
-    celery_worker, smtp_server, worker_env
+    celery_worker, smtp_server, worker_env, counts, received_by_address, wait_for
 ):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 1200)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 1200)
     # Slow enough (rate limit) to be killed mid-send; a short lease so recovery happens in seconds.
     env = worker_env(SEND_LEASE_SECONDS=2, RATE_PER_SECOND=300, SEND_BATCH_SIZE=100)
     worker = celery_worker(concurrency=1, env=env)
@@ -130,9 +129,11 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_at_most_its_messag
     assert counts(issue)["sent"] == 1200
 
 
-def test_smtp_4xx_for_a_while_then_everyone_is_delivered_with_retries_recorded(celery_worker, smtp_server, worker_env):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 300)
+def test_smtp_4xx_for_a_while_then_everyone_is_delivered_with_retries_recorded(
+    celery_worker, smtp_server, worker_env, received_by_address
+):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 300)
     refusals = {"left": 150}
 
     def rcpt_reply(address):
@@ -151,9 +152,11 @@ def test_smtp_4xx_for_a_while_then_everyone_is_delivered_with_retries_recorded(c
     assert retried.count() == 150 and all(d.error_code == "451" for d in retried)
 
 
-def test_pause_stops_within_a_second_resume_finishes_cancel_stops_for_good(celery_worker, smtp_server, worker_env):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 600)
+def test_pause_stops_within_a_second_resume_finishes_cancel_stops_for_good(
+    celery_worker, smtp_server, worker_env, counts, received_by_address, wait_for
+):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 600)
     celery_worker(concurrency=2, env=worker_env(RATE_PER_SECOND=150, SEND_BATCH_SIZE=40))
     sending.issue_send_now(issue)
     wait_for(lambda: len(smtp_server.messages) >= 100, timeout=60, what="the send to be under way")
@@ -175,9 +178,11 @@ def test_pause_stops_within_a_second_resume_finishes_cancel_stops_for_good(celer
     assert set(received_by_address(smtp_server).values()) == {1}
 
 
-def test_a_scheduled_issue_starts_once_even_with_recovery_running_twice_at_once(celery_worker, smtp_server, worker_env):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 200)
+def test_a_scheduled_issue_starts_once_even_with_recovery_running_twice_at_once(
+    celery_worker, smtp_server, worker_env, received_by_address, wait_for
+):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 200)
     sending.issue_schedule(issue, sending.timezone.now() + sending.timezone.timedelta(seconds=1))
     Issue.objects.filter(pk=issue.pk).update(scheduled_at=sending.timezone.now())  # it is due
     celery_worker(concurrency=2, env=worker_env())
@@ -190,9 +195,11 @@ def test_a_scheduled_issue_starts_once_even_with_recovery_running_twice_at_once(
     assert len(seen) == 200 and set(seen.values()) == {1}
 
 
-def test_unsubscribing_mid_send_stops_delivery_to_that_address(celery_worker, smtp_server, worker_env):
-    issue = make_issue()
-    readers = make_subscribers(issue.newsletter, 400)
+def test_unsubscribing_mid_send_stops_delivery_to_that_address(
+    celery_worker, smtp_server, worker_env, counts, received_by_address, wait_for
+):
+    issue = issue_to_send()
+    readers = subscribers_bulk(issue.newsletter, 400)
     celery_worker(concurrency=1, env=worker_env(RATE_PER_SECOND=150, SEND_BATCH_SIZE=20))
     sending.issue_send_now(issue)
     wait_for(lambda: len(smtp_server.messages) >= 50, timeout=60, what="the send to be under way")
@@ -209,9 +216,11 @@ def test_unsubscribing_mid_send_stops_delivery_to_that_address(celery_worker, sm
     assert counts(issue)["sent"] == 399
 
 
-def test_a_send_whose_queued_tasks_were_lost_is_restarted_by_recovery(celery_worker, smtp_server, worker_env):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 150)
+def test_a_send_whose_queued_tasks_were_lost_is_restarted_by_recovery(
+    celery_worker, smtp_server, worker_env, purge_queues, received_by_address
+):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 150)
     sending.issue_send_now(issue)  # the materialise task is queued, but no worker runs...
     purge_queues()  # ...and the broker loses it (a Redis flush)
     env = worker_env(SEND_LEASE_SECONDS=1)
@@ -221,8 +230,8 @@ def test_a_send_whose_queued_tasks_were_lost_is_restarted_by_recovery(celery_wor
     assert len(seen) == 150 and set(seen.values()) == {1}
 
 
-def test_test_send_goes_on_the_priority_queue_marked_test(celery_worker, smtp_server, worker_env):
-    issue = make_issue()
+def test_test_send_goes_on_the_priority_queue_marked_test(celery_worker, smtp_server, worker_env, parse, wait_for):
+    issue = issue_to_send()
     celery_worker(concurrency=1, queues="priority", env=worker_env())
     sending.issue_send_test(issue, ["editor@news.example.org", "chief@news.example.org"])
     wait_for(lambda: len(smtp_server.messages) == 2, timeout=30, what="the test messages")

@@ -15,11 +15,11 @@ from dataclasses import replace
 import pytest
 from django.conf import settings as django_settings
 
+from newsletter.delivery import ratelimit
+from newsletter.delivery.ratelimit import Bucket, FileBuckets, RedisBuckets
 from newsletter.models import Delivery, Issue
-from newsletter.services import ratelimit, sending
-from newsletter.services.ratelimit import Bucket, FileBuckets, RedisBuckets
-from tests.conftest import require, wait_for
-from tests.newsletter.sending_helpers import make_issue, make_subscribers
+from newsletter.services import sending
+from tests.factories import issue_to_send, subscribers_bulk
 
 RUN_SECONDS = 2.5
 TAKERS = 4
@@ -76,7 +76,7 @@ def assert_bucket_bound(grants, bucket: Bucket) -> None:
 
 
 @pytest.fixture(params=["redis", "file"])
-def store_spec(request, tmp_path):
+def store_spec(request, tmp_path, require):
     if request.param == "redis":
         url = getattr(django_settings, "REDIS_URL", "")
         require(bool(url), "Redis (CELERY_BROKER_URL=redis://…)")
@@ -138,12 +138,12 @@ def test_domain_allows_defers_once_the_domain_bucket_is_empty(settings, tmp_path
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_together_never_exceed_the_rate(celery_worker, smtp_server, settings):
+def test_two_workers_together_never_exceed_the_rate(celery_worker, smtp_server, settings, wait_for):
     """K messages at R a second: the burst is one second's worth, so the sends span at least K/R − 1 seconds,
     whatever the number of workers. Two processes that each kept their own bucket would take about 2 s, not 5."""
     rate, count = 20, 120
-    issue = make_issue()
-    make_subscribers(issue.newsletter, count)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, count)
     env = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_server.port), "RATE_PER_SECOND": str(rate)}
     env["SEND_BATCH_SIZE"] = "10"  # many small batches: both workers really share the send
     celery_worker(queues="default,bulk", concurrency=1, env=env)

@@ -3,19 +3,20 @@
 import pytest
 from django.utils import timezone
 
+from newsletter import delivery
+from newsletter.delivery import issues_recover, ledger, outcomes
 from newsletter.models import Delivery, Issue, SendRun
-from newsletter.services import delivery, sending
-from newsletter.services.recovery import issues_recover
+from newsletter.services import sending
 from newsletter.tasks import materialise_task, send_batch_task
 from subscribers.models import Subscriber, Subscription, Suppression
-from tests.newsletter.sending_helpers import counts, drain, make_issue, make_subscribers, received_by_address, start
+from tests.factories import issue_to_send, subscribers_bulk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_materialise_takes_only_mailable_subscribers_and_twice_adds_nothing(settings):
-    issue = make_issue()
-    readers = make_subscribers(issue.newsletter, 30)
+def test_materialise_takes_only_mailable_subscribers_and_twice_adds_nothing(settings, start):
+    issue = issue_to_send()
+    readers = subscribers_bulk(issue.newsletter, 30)
     Subscriber.objects.filter(pk=readers[0].pk).update(status=Subscriber.Status.UNSUBSCRIBED)
     Subscriber.objects.filter(pk=readers[1].pk).update(status=Subscriber.Status.SUPPRESSED)
     Subscriber.objects.filter(pk=readers[2].pk).update(status=Subscriber.Status.PENDING)
@@ -30,10 +31,10 @@ def test_materialise_takes_only_mailable_subscribers_and_twice_adds_nothing(sett
 
 
 def test_materialise_resumes_from_a_cursor_in_chunks(monkeypatch):
-    monkeypatch.setattr(delivery, "MATERIALISE_CHUNK", 7)
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 40)
-    assert sending.issue_start_send(issue.pk)
+    monkeypatch.setattr(ledger, "MATERIALISE_CHUNK", 7)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 40)
+    assert delivery.send_start(issue.pk)
     cursor = delivery.deliveries_materialise(issue.pk, budget_seconds=0)
     assert cursor is not None and Delivery.objects.filter(issue=issue).count() == 7
     while cursor is not None:
@@ -42,10 +43,12 @@ def test_materialise_resumes_from_a_cursor_in_chunks(monkeypatch):
     assert SendRun.objects.get(pk=issue.pk).materialised_at is not None
 
 
-def test_send_delivers_once_each_records_message_ids_and_finishes(smtp_server, settings):
+def test_send_delivers_once_each_records_message_ids_and_finishes(
+    smtp_server, settings, counts, drain, received_by_address, start
+):
     settings.MASTHEAD = {**settings.MASTHEAD, "SEND_BATCH_SIZE": 25}
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 120)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 120)
     start(issue)
     drain(issue)
     assert issue.status == Issue.Status.SENT and issue.finished_at
@@ -68,7 +71,7 @@ def test_render_error_blocks_the_send_with_a_clear_message(settings, tmp_path):
     (tmp_path / "email" / "broken" / "issue.mjml").write_text("<mjml>{% if %}</mjml>")
     (tmp_path / "email" / "broken" / "issue.txt").write_text("text")
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
-    issue = make_issue()
+    issue = issue_to_send()
     issue.newsletter.template = "broken"
     issue.newsletter.save()
     with pytest.raises(sending.SendError, match="does not render"):
@@ -77,9 +80,11 @@ def test_render_error_blocks_the_send_with_a_clear_message(settings, tmp_path):
     assert issue.status == Issue.Status.DRAFT and not issue.frozen_at
 
 
-def test_claim_skips_people_who_unsubscribed_or_were_suppressed_after_materialising(smtp_server):
-    issue = make_issue()
-    readers = make_subscribers(issue.newsletter, 10)
+def test_claim_skips_people_who_unsubscribed_or_were_suppressed_after_materialising(
+    smtp_server, counts, drain, received_by_address, start
+):
+    issue = issue_to_send()
+    readers = subscribers_bulk(issue.newsletter, 10)
     start(issue)
     Subscription.objects.filter(subscriber=readers[0]).update(status=Subscription.Status.UNSUBSCRIBED)
     Subscriber.objects.filter(pk=readers[1].pk).update(status=Subscriber.Status.SUPPRESSED)
@@ -90,11 +95,13 @@ def test_claim_skips_people_who_unsubscribed_or_were_suppressed_after_materialis
     assert not {r.email for r in readers[:3]} & set(seen)
 
 
-def test_5xx_for_some_fails_them_with_the_reason_and_suppresses_hard_bounces(smtp_server):
+def test_5xx_for_some_fails_them_with_the_reason_and_suppresses_hard_bounces(
+    smtp_server, counts, drain, received_by_address, start
+):
     bad = {"reader3@example.com": "550 5.1.1 No such user", "reader5@example.com": "554 5.7.1 Policy rejection"}
     smtp_server.rcpt_reply = lambda address: bad.get(address)
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 10)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 10)
     start(issue)
     drain(issue)
     assert issue.status == Issue.Status.SENT
@@ -108,12 +115,14 @@ def test_5xx_for_some_fails_them_with_the_reason_and_suppresses_hard_bounces(smt
     assert counts(issue)["sent"] == 8 and len(received_by_address(smtp_server)) == 8
 
 
-def test_4xx_defers_with_backoff_then_delivers_and_resend_to_missing(smtp_server, settings):
+def test_4xx_defers_with_backoff_then_delivers_and_resend_to_missing(
+    smtp_server, settings, counts, drain, received_by_address, start
+):
     settings.MASTHEAD = {**settings.MASTHEAD, "SEND_MAX_ATTEMPTS": 2, "SEND_RETRY_BASE_SECONDS": 0}
     refusing = {"on": True}
     smtp_server.rcpt_reply = lambda address: "451 4.3.0 Try again later" if refusing["on"] else None
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 6)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 6)
     start(issue)
     delivery.deliveries_send_batch(issue.pk)
     rows = list(Delivery.objects.filter(issue=issue))
@@ -135,14 +144,14 @@ def test_4xx_defers_with_backoff_then_delivers_and_resend_to_missing(smtp_server
 def test_backoff_grows_exponentially_with_jitter(settings):
     settings.MASTHEAD = {**settings.MASTHEAD, "SEND_RETRY_BASE_SECONDS": 60, "SEND_RETRY_MAX_SECONDS": 3600}
     for attempt, base in [(1, 60), (2, 120), (3, 240), (10, 3600)]:
-        values = {delivery.backoff_seconds(attempt) for _ in range(20)}
+        values = {outcomes.backoff_seconds(attempt) for _ in range(20)}
         assert all(0.75 * base <= v <= 1.25 * base for v in values) and len(values) > 1
 
 
-def test_pause_resume_cancel_controls(smtp_server, settings):
+def test_pause_resume_cancel_controls(smtp_server, settings, counts, start):
     settings.MASTHEAD = {**settings.MASTHEAD, "SEND_BATCH_SIZE": 5}
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 20)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 20)
     start(issue)
     delivery.deliveries_send_batch(issue.pk)
     sending.issue_pause(issue)
@@ -163,8 +172,8 @@ def test_pause_resume_cancel_controls(smtp_server, settings):
 
 
 def test_schedule_validates_time_and_recovery_starts_it_once(smtp_server):
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 3)
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 3)
     with pytest.raises(sending.SendError, match="in the past"):
         sending.issue_schedule(issue, timezone.now() - timezone.timedelta(minutes=1))
     sending.issue_schedule(issue, timezone.now() + timezone.timedelta(hours=1))
@@ -177,9 +186,9 @@ def test_schedule_validates_time_and_recovery_starts_it_once(smtp_server):
     assert issue.status == Issue.Status.SENDING and issue.frozen_at
 
 
-def test_progress_counts_by_state():
-    issue = make_issue()
-    make_subscribers(issue.newsletter, 4)
+def test_progress_counts_by_state(start):
+    issue = issue_to_send()
+    subscribers_bulk(issue.newsletter, 4)
     progress = sending.issue_progress(issue)
     assert progress["total"] == 0 and progress["status"] == "draft"
     start(issue)

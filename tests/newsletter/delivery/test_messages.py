@@ -4,10 +4,10 @@ from urllib.parse import quote
 
 import pytest
 
-from newsletter.services.messages import Recipient, personalise, skeleton_build
+from newsletter.delivery.messages import Recipient, personalise, skeleton_build
 from newsletter.services.rendering import issue_render
 from subscribers.tokens import Purpose, read_token
-from tests.newsletter.sending_helpers import make_issue, parse
+from tests.factories import issue_to_send
 
 pytestmark = pytest.mark.django_db
 
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.django_db
 def skeleton(settings):
     settings.MAIL_DOMAIN = "news.example.org"
     settings.SITE_URL = "https://news.example.org"
-    issue = make_issue()
+    issue = issue_to_send()
     return issue, skeleton_build(issue, issue_render(issue))
 
 
-def test_message_has_every_list_header_and_the_recipients_own_links(skeleton):
+def test_message_has_every_list_header_and_the_recipients_own_links(skeleton, parse):
     issue, sk = skeleton
     token = "6f1c1a52-8f0b-4a39-9e39-2b9b0a0c7d11"
     message = personalise(sk, Recipient(41, "ann@example.com", "Ann Example", token))
@@ -49,7 +49,7 @@ def test_message_has_every_list_header_and_the_recipients_own_links(skeleton):
     assert all(len(line) <= 998 for line in message.data.split(b"\r\n"))
 
 
-def test_header_injection_and_html_in_names_are_neutralised(skeleton):
+def test_header_injection_and_html_in_names_are_neutralised(skeleton, parse):
     _, sk = skeleton
     name = 'Eve"\r\nBcc: victim@example.net <b>&'
     message = personalise(sk, Recipient(7, "eve@example.com", name, "6f1c1a52-8f0b-4a39-9e39-2b9b0a0c7d11"))
@@ -60,15 +60,15 @@ def test_header_injection_and_html_in_names_are_neutralised(skeleton):
     assert b"\r\nBcc:" not in headers
 
 
-def test_each_recipient_gets_a_distinct_message_id_and_link(skeleton):
+def test_each_recipient_gets_a_distinct_message_id_and_link(skeleton, parse):
     _, sk = skeleton
     a = personalise(sk, Recipient(1, "a@example.com", "", "11111111-1111-4111-8111-111111111111"))
     b = personalise(sk, Recipient(2, "b@example.com", "", "22222222-2222-4222-8222-222222222222"))
-    assert a.message_id != b.message_id and a.one_click_url != b.one_click_url
+    assert a.message_id != b.message_id and a.links.one_click_url != b.links.one_click_url
     assert parse(a.data)["To"] == "a@example.com"
 
 
-def test_non_ascii_subject_and_name_are_encoded(skeleton, settings):
+def test_non_ascii_subject_and_name_are_encoded(skeleton, settings, parse):
     issue, _ = skeleton
     issue.subject = "Zürich: Café société"
     sk = skeleton_build(issue, issue_render(issue))

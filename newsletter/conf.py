@@ -1,0 +1,105 @@
+"""Every Masthead setting, declared once: its name, type, default and meaning (allauth's AppSettings, typed).
+
+`config/settings/base.py` fills `settings.MASTHEAD` from the environment with `masthead_from_env()`; code reads a
+value as an attribute of `app_settings` (`app_settings.SEND_BATCH_SIZE`), never with `MASTHEAD.get(name,
+default)`. The value is looked up at each access, so a test that replaces `settings.MASTHEAD` sees its override.
+
+This module imports nothing from the apps, so the settings module can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar, overload
+
+from django.conf import settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Setting(Generic[T]):
+    """One setting: read from the environment variable of the same name (`kind` says how to parse it)."""
+
+    default: T
+    kind: type
+    doc: str
+    # For an empty value: a default derived from other settings (SITE_URL, MAIL_DOMAIN), computed when read.
+    fallback: Callable[[], T] | None = None
+    name: str = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Setting[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        value = getattr(settings, "MASTHEAD", {}).get(self.name, self.default)
+        if not value and self.fallback is not None:
+            return self.fallback()
+        return value
+
+    def from_env(self, env: Any) -> T:
+        reader = {str: env.str, int: env.int, float: env.float, bool: env.bool, dict: env.dict}[self.kind]
+        return reader(self.name, default=self.default)
+
+
+class MastheadSettings:
+    # Sending
+    SEND_BATCH_SIZE = Setting(200, int, "rows a worker claims per batch")
+    SEND_LEASE_SECONDS = Setting(120, int, "a claim's lease; a batch stops at half of it")
+    SEND_CHAINS = Setting(4, int, "batch chains per issue running at once (at least the bulk worker processes)")
+    SEND_MAX_ATTEMPTS = Setting(6, int, "attempts before a deferred row fails")
+    SEND_RETRY_BASE_SECONDS = Setting(60.0, float, "first retry delay; doubles per attempt, ±25 % jitter")
+    SEND_RETRY_MAX_SECONDS = Setting(3600.0, float, "longest retry delay")
+    SEND_ASYNC_COMMIT = Setting(True, bool, "outcome writes skip PostgreSQL's WAL flush wait (see Design)")
+    RATE_PER_SECOND = Setting(0.0, float, "messages per second for all workers together; 0: unlimited")
+    RATE_PER_HOUR = Setting(0, int, "messages per hour for all workers together; 0: unlimited")
+    RATE_PER_DOMAIN_PER_MINUTE = Setting(0, int, "messages per minute per recipient domain; 0: unlimited")
+    SMTP_TLS_CA_FILE = Setting("", str, "trust only this CA file for SMTP TLS (a private CA, a local relay)")
+    SMTP_VERIFY_TLS = Setting(True, bool, "verify the SMTP server's certificate; false only for a local relay")
+    UNSUBSCRIBE_MAILTO = Setting(
+        "", str, "the mailto of List-Unsubscribe", lambda: f"unsubscribe@{settings.MAIL_DOMAIN}"
+    )
+    # Readers
+    COMPLAINT_PAUSE_RATE = Setting(0.001, float, "an issue pauses above this complaint rate")
+    SOFT_BOUNCE_LIMIT = Setting(3, int, "soft bounces before an address is suppressed")
+    CONFIRMATION_MAX_AGE_DAYS = Setting(7, int, "double opt-in link lifetime")
+    CONFIRMATION_RESEND_INTERVAL_MINUTES = Setting(15, int, "at most one confirmation email per interval")
+    PRIVACY_POLICY_URL = Setting("", str, "named at signup", lambda: f"{settings.SITE_URL}/privacy/")
+    TERMS_URL = Setting("", str, "named at signup", lambda: f"{settings.SITE_URL}/terms/")
+    POLICY_VERSION = Setting("2026-01", str, "recorded with every consent")
+    CONSENT_IP_MODE = Setting("truncated", str, "how the consent ledger keeps IPs: full, truncated or hashed")
+    SUPPRESSION_HASH_KEY = Setting("", str, "key of the suppression list's address hashes", lambda: settings.SECRET_KEY)
+    RATE_LIMITS = Setting({}, dict, "public form limits overriding the defaults, e.g. signup_ip=30/h")
+    # Editing
+    IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
+    # Images: emails need absolute URLs, so MEDIA_URL is joined to this host unless the storage already gives
+    # absolute ones (an S3 bucket, a CDN custom domain).
+    MEDIA_HOST = Setting("", str, "host put before MEDIA_URL in emails", lambda: settings.SITE_URL)
+    SERVE_MEDIA = Setting(True, bool, "the app serves MEDIA_URL itself; false when a proxy or the store does")
+    IMAGE_MAX_UPLOAD_MB = Setting(20, int, "largest image upload accepted")
+
+    @property
+    def VAR_DIR(self) -> Path:
+        """Where local state lives (SQLite, the filesystem broker, the rate-limit file, caught mail)."""
+        return Path(settings.VAR_DIR)
+
+
+def declared() -> dict[str, Setting]:
+    """Every declared setting by name."""
+    return {name: value for name, value in vars(MastheadSettings).items() if isinstance(value, Setting)}
+
+
+def masthead_from_env(env: Any) -> dict[str, Any]:
+    """settings.MASTHEAD: every declared setting, read from the environment variable of its name."""
+    return {name: setting.from_env(env) for name, setting in declared().items()}
+
+
+app_settings = MastheadSettings()

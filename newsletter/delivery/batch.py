@@ -1,0 +1,202 @@
+"""One batch of one issue, as named steps:
+
+    claim → open the transport → for each recipient: check for a stop, throttle, personalise, sign, send, record
+    → close → release what was not attempted
+
+A batch is bounded (its claim, and half a lease of time), runs outside any transaction except the claim's, and is
+safe to run any number of times at once: each run claims different rows, and a run whose issue is not sending
+does nothing. `BatchResult.more` tells the chain whether to queue the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from newsletter.conf import app_settings
+from newsletter.delivery import ledger, ratelimit
+from newsletter.delivery.messages import Recipient, Skeleton, dkim_enabled, dkim_sign, personalise, skeleton_build
+from newsletter.delivery.outcomes import OutcomeWriter
+from newsletter.delivery.transports import Outcome, Result, Transport, TransportError, transport_open
+from newsletter.models import Issue
+from newsletter.services.rendering import issue_rendered
+
+log = logging.getLogger(__name__)
+
+# How often a batch re-reads the issue's status (pause/cancel take effect within this), instead of per message.
+STATUS_CHECK_SECONDS = 1.0
+
+
+class StopReason(StrEnum):
+    """Why a batch ended before its claim was used up ("" when it was not stopped)."""
+
+    NONE = ""
+    NOT_SENDING = "not sending"  # the issue was not sending when the batch began
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    LEASE_LOST = "lease lost"  # another worker owns our rows now (our lease expired)
+    TIME = "time"  # half the lease has passed (or the rate limit would make it pass)
+    TRANSPORT = "transport"  # the mail server or ESP could not be reached: the batch was deferred
+
+    @property
+    def ends_chain(self) -> bool:
+        """No next batch: the issue stopped sending, or another worker took over."""
+        return self in (StopReason.NOT_SENDING, StopReason.PAUSED, StopReason.CANCELLED, StopReason.LEASE_LOST)
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0
+    last_id: int = 0
+    stopped: StopReason = StopReason.NONE
+
+    @property
+    def more(self) -> bool:
+        """Whether the chain should go on: a claim that found rows suggests more; a stopped issue ends it."""
+        return not self.stopped.ends_chain and self.claimed > 0
+
+
+_skeletons: dict[tuple[int, object, str], Skeleton] = {}
+
+
+def skeleton_for(issue: Issue) -> Skeleton:
+    """The issue's skeleton, built once per worker process (keyed by id and frozen time, so a re-freeze rebuilds)."""
+    key = (issue.pk, issue.frozen_at, issue.newsletter.slug)
+    skeleton = _skeletons.get(key)
+    if skeleton is None:
+        _skeletons.clear()  # one issue at a time is the common case; never let old issues pile up
+        skeleton = _skeletons[key] = skeleton_build(issue, issue_rendered(issue))
+    return skeleton
+
+
+def deliveries_send_batch(issue_id: int, after_id: int = 0) -> BatchResult:
+    """Claim one batch of the issue (pending rows after `after_id` first) and send it over one connection."""
+    return Batch(issue_id, after_id).run()
+
+
+class Batch:
+    def __init__(self, issue_id: int, after_id: int) -> None:
+        self.issue_id = issue_id
+        self.result = BatchResult(last_id=after_id)
+        self.after_id = after_id
+
+    def run(self) -> BatchResult:
+        issue = Issue.objects.select_related("newsletter").filter(pk=self.issue_id).first()
+        if issue is None or issue.status != Issue.Status.SENDING:
+            return self.stop(StopReason.NOT_SENDING)
+        skeleton = skeleton_for(issue)
+        claim = self.claim(issue)
+        if not claim.recipients:
+            return self.result
+        with OutcomeWriter(claim.token) as writer:
+            transport = self.open_transport(writer, claim.recipients)
+            if transport is not None:
+                try:
+                    self.send_all(skeleton, transport, writer, claim.recipients)
+                finally:
+                    transport.close()
+            self.release_unsent(writer)
+        return self.result
+
+    # --- the steps ----------------------------------------------------------------------------------------------
+
+    def claim(self, issue: Issue) -> ledger.Claim:
+        claim = ledger.deliveries_claim(issue, self.after_id)
+        self.result.claimed, self.result.skipped = claim.claimed, claim.skipped
+        self.result.last_id = claim.last_id or self.after_id
+        return claim
+
+    def open_transport(self, writer: OutcomeWriter, recipients: list[tuple[Recipient, int]]) -> Transport | None:
+        """The batch's one connection; when it cannot be opened, every claimed row is deferred (an attempt)."""
+        try:
+            return transport_open()
+        except TransportError as exc:
+            log.warning("issue %s: %s; batch deferred", self.issue_id, exc)
+            failure = Result(Outcome.DEFERRED, "", str(exc))
+            for recipient, attempts in recipients:
+                writer.deferred(recipient.delivery_id, attempts, failure)
+            self.result.deferred += len(recipients)
+            self.stop(StopReason.TRANSPORT)
+            return None
+
+    def send_all(
+        self, skeleton: Skeleton, transport: Transport, writer: OutcomeWriter, recipients: list[tuple[Recipient, int]]
+    ) -> None:
+        started = time.monotonic()
+        # Stop well before the lease runs out, so a slow (rate-limited) batch never races its own recovery.
+        deadline = started + ledger.lease_seconds() / 2
+        next_status_check = started + STATUS_CHECK_SECONDS
+        throttle = ratelimit.Throttle()
+        per_domain = bool(app_settings.RATE_PER_DOMAIN_PER_MINUTE)
+        signing = dkim_enabled()
+        total = len(recipients)
+        for index, (recipient, attempts) in enumerate(recipients):
+            now = time.monotonic()
+            if now >= next_status_check:
+                next_status_check = now + STATUS_CHECK_SECONDS
+                if self.stopped_by_editor(writer):
+                    return
+            if now >= deadline or not throttle.acquire(total - index, deadline):
+                self.stop(StopReason.TIME)
+                return
+            if per_domain and self.domain_throttled(writer, recipient, attempts):
+                continue
+            message = personalise(skeleton, recipient)
+            data = dkim_sign(message.data, skeleton.mail_from) if signing else message.data
+            result = transport.send(skeleton, recipient, message, data)
+            if not self.record(writer, recipient, attempts, message.message_id, result):
+                self.stop(StopReason.LEASE_LOST)
+                return
+
+    def stopped_by_editor(self, writer: OutcomeWriter) -> bool:
+        """Once a second: has the issue been paused or cancelled, or our lease taken over?"""
+        if not writer.settle():
+            self.stop(StopReason.LEASE_LOST)
+            return True
+        status = writer.issue_status(self.issue_id)
+        if status == Issue.Status.SENDING:
+            return False
+        self.stop(StopReason.CANCELLED if status == Issue.Status.CANCELLED else StopReason.PAUSED)
+        return True
+
+    def domain_throttled(self, writer: OutcomeWriter, recipient: Recipient, attempts: int) -> bool:
+        """The recipient's domain bucket is empty: back in the queue after the wait. Not an attempt."""
+        wait = ratelimit.domain_allows(recipient.email.rpartition("@")[2])
+        if not wait:
+            return False
+        writer.deferred(recipient.delivery_id, attempts - 1, Result(Outcome.DEFERRED, "", "domain rate"), wait)
+        self.result.deferred += 1
+        return True
+
+    def record(
+        self, writer: OutcomeWriter, recipient: Recipient, attempts: int, message_id: str, result: Result
+    ) -> bool:
+        """Write the outcome. False when the row is not ours any more (the lease was lost)."""
+        if result.outcome == Outcome.SENT:
+            self.result.sent += 1
+            return writer.sent(recipient.delivery_id, result.provider_id or message_id)
+        if result.outcome == Outcome.DEFERRED:
+            self.result.deferred += 1
+            return writer.deferred(recipient.delivery_id, attempts, result)
+        self.result.failed += 1
+        owned = writer.failed(recipient.delivery_id, result.code, result.text)
+        if result.hard_bounce:
+            writer.suppress(recipient.email, f"SMTP {result.code} {result.text}")
+        return owned
+
+    def release_unsent(self, writer: OutcomeWriter) -> None:
+        """Rows claimed but never attempted: dropped when cancelled, pending again when paused or out of time."""
+        if self.result.stopped == StopReason.CANCELLED:
+            writer.release(cancelled=True, reason="cancelled")
+        elif self.result.stopped in (StopReason.PAUSED, StopReason.TIME):
+            writer.release()
+
+    def stop(self, reason: StopReason) -> BatchResult:
+        self.result.stopped = reason
+        return self.result

@@ -1,0 +1,281 @@
+"""Every change of a Delivery's state, by name, as a conditional UPDATE (like `Issue.transition_to`): a row moves
+only from the states its transition names, so of two concurrent writers exactly one wins and a repeat does nothing.
+The send run's bookkeeping (SendRun) is written here too. The outcome of a send (sent, deferred, failed) is written
+by outcomes.py, conditional on the claim token, because it is on the hot path.
+
+    materialise            (nothing) → pending        one row per mailable recipient, unique per issue
+    claim                  pending, deferred (due) → sending    FOR UPDATE SKIP LOCKED, lease + claim token
+    skip                   sending → skipped          the claim's re-check: no longer mailable
+    release                sending → pending/skipped  unsent rows given back (pause, time) or dropped (cancel)
+    requeue_expired        sending → pending          the lease ran out: its worker died
+    cancel_open            pending, deferred → skipped     the issue was cancelled
+    withdraw               pending, deferred → skipped     the reader unsubscribed, was suppressed or erased
+    reopen_failed          failed → pending           resend to those who did not get it
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from newsletter.conf import app_settings
+from newsletter.delivery import audience
+from newsletter.delivery.messages import AddressError, Recipient, wire_address
+from newsletter.models import Delivery, Issue, SendRun
+from subscribers.models import Subscriber
+
+Status = Delivery.Status
+MATERIALISE_CHUNK = 10_000
+# Issues whose open rows may still be claimed by a sender (a withdrawn reader must not be mailed by them).
+IN_PROGRESS = (Issue.Status.SCHEDULED, Issue.Status.SENDING, Issue.Status.PAUSED, Issue.Status.FAILED)
+OPEN_STATES = (Status.PENDING, Status.SENDING, Status.DEFERRED)
+
+
+class Transition(NamedTuple):
+    sources: tuple[str, ...]
+    target: str
+
+    def apply(self, rows: QuerySet[Delivery], **fields) -> int:
+        """Move the rows still in a source state; returns how many moved."""
+        fields.setdefault("updated_at", timezone.now())
+        return rows.filter(status__in=self.sources).update(status=self.target, **fields)
+
+
+CLAIM = Transition((Status.PENDING, Status.DEFERRED), Status.SENDING)
+SKIP = Transition((Status.SENDING,), Status.SKIPPED)
+RELEASE = Transition((Status.SENDING,), Status.PENDING)
+RELEASE_CANCELLED = Transition((Status.SENDING,), Status.SKIPPED)
+REQUEUE_EXPIRED = Transition((Status.SENDING,), Status.PENDING)
+CANCEL_OPEN = Transition((Status.PENDING, Status.DEFERRED), Status.SKIPPED)
+WITHDRAW = Transition((Status.PENDING, Status.DEFERRED), Status.SKIPPED)
+REOPEN_FAILED = Transition((Status.FAILED,), Status.PENDING)
+
+
+def lease_seconds() -> int:
+    return int(app_settings.SEND_LEASE_SECONDS)
+
+
+# --- materialise ------------------------------------------------------------------------------------------------
+
+
+def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_seconds: float = 20.0) -> int | None:
+    """Create a pending Delivery for every mailable subscriber of the issue's newsletter, in keyset chunks of
+    subscriber ids (a million-row list never sits in memory), one short transaction per chunk.
+
+    Safe to run twice: the (issue, subscriber) unique constraint plus ON CONFLICT DO NOTHING adds nothing new.
+    Returns the subscriber id to continue after when the time budget ran out, or None when done (and then marks
+    the send run materialised)."""
+    issue = Issue.objects.get(pk=issue_id)
+    tables, mailable, audience_params = audience.mailable_sql(issue.newsletter_id)
+    from_params, where_params = audience_params[:1], audience_params[1:]
+    delivery, subscriber = Delivery._meta.db_table, Subscriber._meta.db_table
+    cursor_id = after_subscriber_id
+    deadline = time.monotonic() + budget_seconds
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {subscriber} WHERE id > %s ORDER BY id LIMIT 1 OFFSET %s",
+                [cursor_id, MATERIALISE_CHUNK - 1],
+            )
+            row = cursor.fetchone()
+            upper = row[0] if row else None
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            with transaction.atomic():
+                cursor.execute(
+                    f"""INSERT INTO {delivery}
+                          (issue_id, subscriber_id, status, attempts, message_id, error_code, error_text, updated_at)
+                        SELECT %s, s.id, %s, 0, '', '', '', %s
+                        FROM {tables}
+                        WHERE s.id > %s {"AND s.id <= %s" if upper else ""} AND {mailable}
+                        ON CONFLICT DO NOTHING""",
+                    [issue_id, Status.PENDING, now, *from_params, cursor_id]
+                    + ([upper] if upper else [])
+                    + where_params,
+                )
+                run_beat(issue_id)
+        if upper is None:
+            SendRun.objects.filter(pk=issue_id).update(materialised_at=timezone.now())
+            return None
+        cursor_id = upper
+        if time.monotonic() > deadline:
+            return cursor_id
+
+
+# --- claim ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    token: uuid.UUID
+    recipients: list[tuple[Recipient, int]] = field(default_factory=list)  # (recipient, attempts)
+    claimed: int = 0
+    skipped: int = 0
+    last_id: int = 0
+
+
+def deliveries_claim(issue: Issue, after_id: int = 0, limit: int | None = None) -> Claim:
+    """Claim up to `limit` claimable deliveries of the issue: pending ones by id after `after_id` (then from the
+    start, for rows recovery put back), then deferred ones whose time has come. One short transaction: lock with
+    FOR UPDATE SKIP LOCKED (PostgreSQL; on SQLite the IMMEDIATE transaction write-locks the whole database, which
+    serialises claims just as well), mark them sending with a lease and a claim token, re-check that each
+    subscriber may still be mailed (audience.unmailable_reason: skipped otherwise), commit."""
+    limit = limit or int(app_settings.SEND_BATCH_SIZE)
+    now = timezone.now()
+    claim = Claim(token=uuid.uuid4())
+    with transaction.atomic():
+        base = Delivery.objects.filter(issue_id=issue.pk).select_for_update(skip_locked=True, of=("self",))
+        pending = base.filter(status=Status.PENDING).order_by("id")
+        ids = list(pending.filter(id__gt=after_id).values_list("id", flat=True)[:limit])
+        if len(ids) < limit and after_id:
+            ids += pending.filter(id__lte=after_id).values_list("id", flat=True)[: limit - len(ids)]
+        if len(ids) < limit:
+            due = base.filter(status=Status.DEFERRED, next_attempt_at__lte=now).order_by("next_attempt_at")
+            ids += due.values_list("id", flat=True)[: limit - len(ids)]
+        if not ids:
+            return claim
+        claim.claimed = len(ids)
+        claim.last_id = max(i for i in ids if i > after_id) if any(i > after_id for i in ids) else after_id
+        CLAIM.apply(
+            Delivery.objects.filter(id__in=ids),
+            lease_until=now + timedelta(seconds=lease_seconds()),
+            claim_token=claim.token,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+        rows = (
+            Delivery.objects.filter(id__in=ids)
+            .annotate(subscribed=audience.subscribed(issue.newsletter_id))
+            .values_list(
+                "id",
+                "attempts",
+                "subscriber__email",
+                "subscriber__name",
+                "subscriber__token",
+                "subscriber__status",
+                "subscribed",
+            )
+        )
+        skipped: dict[str, list[int]] = {}
+        for delivery_id, attempts, email, name, token, status, is_subscribed in rows:
+            reason = audience.unmailable_reason(email, status, is_subscribed)
+            if reason is None:
+                try:
+                    recipient = Recipient(delivery_id, wire_address(email), name, str(token))
+                except AddressError as exc:
+                    reason = str(exc)
+                else:
+                    claim.recipients.append((recipient, attempts))
+                    continue
+            skipped.setdefault(reason, []).append(delivery_id)
+        for reason, delivery_ids in skipped.items():
+            claim.skipped += deliveries_skip(delivery_ids, reason, now)
+    # Outside the claim's transaction: the send run's heartbeat is a hot row shared by all workers.
+    run_beat(issue.pk, now)
+    return claim
+
+
+def deliveries_skip(delivery_ids: list[int], reason: str, now: datetime | None = None) -> int:
+    """Claimed rows whose subscriber may no longer be mailed: skipped with the reason, never attempted."""
+    return SKIP.apply(
+        Delivery.objects.filter(id__in=delivery_ids),
+        error_text=reason,
+        lease_until=None,
+        claim_token=None,
+        updated_at=now or timezone.now(),
+    )
+
+
+# --- release, requeue, cancel, withdraw, reopen ----------------------------------------------------------------
+
+
+def deliveries_release(token: uuid.UUID, cancelled: bool = False, reason: str = "") -> int:
+    """Give back a claim's rows not yet attempted (pause, time budget: pending again; cancel: skipped). They were
+    not tried, so the attempt counted at claim time is taken back."""
+    transition = RELEASE_CANCELLED if cancelled else RELEASE
+    return transition.apply(
+        Delivery.objects.filter(claim_token=token),
+        lease_until=None,
+        claim_token=None,
+        attempts=F("attempts") - 1,
+        error_text=reason,
+    )
+
+
+def deliveries_requeue_expired(now: datetime) -> int:
+    """Rows whose worker died holding them (the lease ran out): back to pending for anyone to claim. The message
+    it had on the wire may have gone (the one possible duplicate); the rest never did."""
+    return REQUEUE_EXPIRED.apply(
+        Delivery.objects.lease_expired(now), lease_until=None, claim_token=None, updated_at=now
+    )
+
+
+def deliveries_cancel_open(issue_ids: Iterable[int] | None = None, now: datetime | None = None) -> int:
+    """Open rows of cancelled issues (all of them, or of `issue_ids`) become skipped."""
+    rows = Delivery.objects.filter(issue__status=Issue.Status.CANCELLED)
+    if issue_ids is not None:
+        rows = rows.filter(issue_id__in=list(issue_ids))
+    return CANCEL_OPEN.apply(rows, error_text="cancelled", updated_at=now or timezone.now())
+
+
+def deliveries_withdraw(subscriber_id: int, newsletter_ids: Iterable[int] | None = None, reason: str = "") -> int:
+    """The subscriber's not-yet-claimed rows of in-progress issues (all newsletters, or `newsletter_ids`) become
+    skipped with the reason. Rows already claimed are in flight and cannot be recalled; the claim re-checks."""
+    rows = Delivery.objects.filter(subscriber_id=subscriber_id, issue__status__in=IN_PROGRESS)
+    if newsletter_ids is not None:
+        rows = rows.filter(issue__newsletter_id__in=list(newsletter_ids))
+    return WITHDRAW.apply(rows, error_text=reason)
+
+
+def deliveries_forget(subscriber_id: int) -> int:
+    """Not a state change: an erased subscriber's rows keep their state and lose what was personal."""
+    return Delivery.objects.filter(subscriber_id=subscriber_id).update(error_text="", subscriber=None)
+
+
+def deliveries_reopen_failed(issue_id: int) -> int:
+    """Failed rows back to pending with a clean slate, for "resend to missing". Returns how many."""
+    return REOPEN_FAILED.apply(
+        Delivery.objects.filter(issue_id=issue_id), attempts=0, error_code="", error_text="", next_attempt_at=None
+    )
+
+
+def deliveries_open_exist(issue_id: int) -> bool:
+    return Delivery.objects.filter(issue_id=issue_id, status__in=OPEN_STATES).exists()
+
+
+def deliveries_claimable_exist(issue_id: int, now: datetime) -> bool:
+    return Delivery.objects.filter(issue_id=issue_id).claimable(now).exists()
+
+
+# --- the send run -----------------------------------------------------------------------------------------------
+
+
+def run_open(issue: Issue, user, now: datetime) -> None:
+    """A send starts (again): not materialised yet, alive now."""
+    SendRun.objects.update_or_create(
+        issue=issue, defaults={"materialised_at": None, "heartbeat_at": now, "started_by": user}
+    )
+
+
+def run_beat(issue_id: int, now: datetime | None = None) -> None:
+    """Something is working on this send (a claim, a materialise chunk, a resume)."""
+    SendRun.objects.filter(pk=issue_id).update(heartbeat_at=now or timezone.now())
+
+
+def run_count_resend(issue_id: int) -> None:
+    SendRun.objects.filter(pk=issue_id).update(heartbeat_at=timezone.now(), resends=F("resends") + 1)
+
+
+def run_take_over(run: SendRun, now: datetime) -> bool:
+    """Claim the right to restart this send: of two concurrent recoveries only one moves the heartbeat."""
+    with transaction.atomic():
+        seen = run.heartbeat_at
+        mark = Q(heartbeat_at__isnull=True) if seen is None else Q(heartbeat_at=seen)
+        return bool(SendRun.objects.filter(mark, pk=run.pk).update(heartbeat_at=now))

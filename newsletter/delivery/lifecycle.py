@@ -1,0 +1,105 @@
+"""A send's life: start (freeze and materialise), pause, resume, cancel, reopen for those who did not get it, finish.
+
+Each is a conditional transition of the issue (`Issue.transition_to`) plus the ledger writes that go with it, in
+one transaction, and returns whether this call made the change: the editor's controls (services/sending.py) turn
+False into a message, recovery and the tasks simply move on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from newsletter import dispatch
+from newsletter.delivery import ledger
+from newsletter.models import Issue, SendRun
+from newsletter.services.rendering import issue_freeze
+
+log = logging.getLogger(__name__)
+
+
+def send_start(issue_id: int, user=None) -> bool:
+    """Move a draft or due scheduled issue to sending, freezing its render, exactly once: the row lock plus the
+    conditional transition mean of two concurrent callers (two beats, a double click) only one starts it.
+    Raises RenderError when the issue does not render; nothing changes then. Returns whether this call started it.
+    """
+    with transaction.atomic():
+        issue = Issue.objects.select_for_update().select_related("newsletter").filter(pk=issue_id).first()
+        if issue is None or issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED):
+            return False
+        issue_freeze(issue)  # raises RenderError: the transaction rolls back, the issue stays as it was
+        now = timezone.now()
+        started = issue.transition_to(
+            Issue.Status.SENDING,
+            frozen_subject=issue.frozen_subject,
+            frozen_html=issue.frozen_html,
+            frozen_text=issue.frozen_text,
+            frozen_at=issue.frozen_at,
+            started_at=now,
+            finished_at=None,
+        )
+        if not started:
+            return False
+        ledger.run_open(issue, user, now)
+        dispatch.materialise_later(issue.pk)
+    log.info("issue %s: sending started", issue_id)
+    return True
+
+
+def send_pause(issue: Issue, reason: str = "") -> bool:
+    """Stop sending within a second: running batches see the status, give back their unsent rows and end."""
+    if not issue.transition_to(Issue.Status.PAUSED):
+        return False
+    log.info("issue %s: paused%s", issue.pk, f" ({reason})" if reason else "")
+    return True
+
+
+def send_resume(issue: Issue) -> bool:
+    """Carry on where the send stopped; nobody who got it gets it again."""
+    with transaction.atomic():
+        if not issue.transition_to(Issue.Status.SENDING):
+            return False
+        ledger.run_beat(issue.pk)
+        run = SendRun.objects.filter(pk=issue.pk).first()
+        if run and run.materialised_at is None:
+            dispatch.materialise_later(issue.pk)
+        else:
+            dispatch.batches_start(issue.pk)
+    return True
+
+
+def send_cancel(issue: Issue) -> int | None:
+    """Cancel a scheduled, sending or paused issue for good: rows not yet sent become skipped (running batches
+    drop theirs within a second). Returns how many rows were skipped, None when the issue could not be cancelled."""
+    with transaction.atomic():
+        if not issue.transition_to(Issue.Status.CANCELLED, finished_at=timezone.now()):
+            return None
+        return ledger.deliveries_cancel_open([issue.pk])
+
+
+def send_reopen_failed(issue: Issue) -> int | None:
+    """After a send ended, send again to those whose delivery failed (retries given up included), once the cause
+    is fixed. Who got it is never sent it again; suppressed or unsubscribed people are skipped at claim. Returns
+    how many rows were reopened, None when the issue was not sent (or changed meanwhile)."""
+    with transaction.atomic():
+        if issue.status != Issue.Status.SENT or not issue.transition_to(Issue.Status.SENDING, finished_at=None):
+            return None
+        count = ledger.deliveries_reopen_failed(issue.pk)
+        ledger.run_count_resend(issue.pk)
+        dispatch.batches_start(issue.pk)
+    return count
+
+
+def send_finish(issue_id: int) -> bool:
+    """Mark the issue sent when every recipient has an outcome. Safe to call any time, any number of times."""
+    run = SendRun.objects.filter(pk=issue_id).first()
+    if run is None or run.materialised_at is None:
+        return False
+    if ledger.deliveries_open_exist(issue_id):
+        return False
+    finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+    if finished:
+        log.info("issue %s: sent", issue_id)
+    return finished

@@ -1,0 +1,74 @@
+"""What beat runs every few seconds: start due issues, take back work from dead workers, restart stalled sends.
+
+Everything here is derived from PostgreSQL, so it repairs any loss of Redis (queued tasks, results) as well as any
+dead worker, and it is safe to run twice at once: each step is a conditional UPDATE that one caller wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from newsletter import dispatch
+from newsletter.delivery import ledger
+from newsletter.delivery.lifecycle import send_finish, send_start
+from newsletter.models import Issue, SendRun
+from newsletter.services.rendering import RenderError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecoveryReport:
+    started: int = 0
+    leases_requeued: int = 0
+    kicked: int = 0
+    materialising: int = 0
+    finished: int = 0
+    render_failed: int = 0
+
+
+def issues_recover(now: datetime | None = None) -> RecoveryReport:
+    """One recovery pass. Safe to run any number of times, concurrently included."""
+    now = now or timezone.now()
+    report = RecoveryReport()
+    start_due(now, report)
+    report.leases_requeued = ledger.deliveries_requeue_expired(now)
+    ledger.deliveries_cancel_open(now=now)
+    restart_stalled(now, report)
+    return report
+
+
+def start_due(now: datetime, report: RecoveryReport) -> None:
+    """Scheduled issues whose time has come (exactly once: the start is a locked, conditional transition)."""
+    for issue_id in Issue.objects.due(now).values_list("id", flat=True):
+        try:
+            report.started += send_start(issue_id)
+        except RenderError as exc:
+            # Back to draft so it does not fail again every 15 seconds; the editor sees it unscheduled.
+            Issue(pk=issue_id).transition_to(Issue.Status.DRAFT)
+            report.render_failed += 1
+            log.error("issue %s: scheduled send blocked, the issue does not render: %s", issue_id, exc)
+
+
+def restart_stalled(now: datetime, report: RecoveryReport) -> None:
+    """Sending issues whose heartbeat is older than a lease: materialise again, restart the chains, or finish."""
+    stale = now - timedelta(seconds=ledger.lease_seconds())
+    for issue_id in Issue.objects.filter(status=Issue.Status.SENDING).values_list("id", flat=True):
+        run, _ = SendRun.objects.get_or_create(issue_id=issue_id)
+        if run.heartbeat_at and run.heartbeat_at > stale:
+            continue  # a batch or a materialise chunk ran within a lease: the send is alive
+        if run.materialised_at is None:
+            if ledger.run_take_over(run, now):
+                dispatch.materialise_later(issue_id)
+                report.materialising += 1
+            continue
+        if ledger.deliveries_claimable_exist(issue_id, now):
+            if ledger.run_take_over(run, now):
+                dispatch.batches_start(issue_id)
+                report.kicked += 1
+        elif send_finish(issue_id):
+            report.finished += 1
