@@ -1,9 +1,16 @@
-"""`make bench` → `python -m bench [send|render|import] [options]`. `send` (the default) is the delivery benchmark."""
+"""`make bench` → `python -m bench [send|render|import|api] [options]`. `send` (the default) is the delivery
+benchmark; `api` measures the REST API and webhook delivery."""
 
 import importlib
 import sys
 
-COMMANDS = {"send": "bench.send", "render": "bench.render", "import": "bench.import_subscribers"}
+COMMANDS = {
+    "send": "bench.send",
+    "render": "bench.render",
+    "import": "bench.import_subscribers",
+    "outcomes": "bench.outcomes",
+    "api": "bench.api",
+}
 
 
 def main(argv: list[str]) -> int:

@@ -3,6 +3,15 @@ SMTP sink; and, in the same run, the bare-smtplib baseline (prebuilt messages, 4
 processes) for the ratio.
 
     python -m bench send [--recipients 100000] [--workers 2] [--baseline-seconds 8]
+                         [--operator] [--issue-size 21|47] [--history] [--groups 2]
+
+Modes: by default the recipients are seeded with COPY into an empty ledger. `--operator` takes the operator's
+path instead: the list is imported as a CSV through the import service (what `import_subscribers` and the admin
+call), and the issue is sent at once, as the admin's Send button does (`issue_send_now`), with no pause for the
+database to catch up. `--history` runs against a ledger that already holds 5,000,000 delivery rows of earlier
+issues and 1,000,000 subscribers of another newsletter (bench/history.py; seeded once, cloned per run).
+`--groups N` runs N worker groups (node names of their own, each `--workers` processes) on the same PostgreSQL
+and Redis, as separate machines would.
 
 Needs PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL). It works in its own database, "<name>_bench",
 recreated on each run, so your data is never touched.
@@ -46,6 +55,16 @@ def _recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _log_slow(url: str, ms: int) -> None:
+    """Have PostgreSQL log the bench database's statements slower than `ms` (sessions opened from now on)."""
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{parts.path.lstrip("/")}" SET log_min_duration_statement = {int(ms)}')
+
+
 def _env(database_url: str, broker: str, port: int, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -68,32 +87,11 @@ def _env(database_url: str, broker: str, port: int, **extra: str) -> dict[str, s
 # --- seeding ----------------------------------------------------------------------------------------------------
 
 
-def seed(recipients: int):
-    """N active, subscribed readers via COPY, one newsletter, one issue of about 37 KB rendered. Returns the issue."""
+def seed(newsletter, recipients: int) -> None:
+    """N active, subscribed readers of `newsletter` via COPY, statistics fresh (the benchmark's historical mode)."""
     from django.db import connection
     from django.utils import timezone
 
-    from newsletter.models import Article, Issue, IssueArticle, Newsletter
-
-    newsletter = Newsletter.objects.create(
-        name="Bench Brief",
-        slug="bench-brief",
-        from_name="The Bench Brief",
-        from_email="brief@news.example.org",
-        reply_to="desk@news.example.org",
-        postal_address="1 Press Row, Springfield",
-    )
-    issue = Issue.objects.create(newsletter=newsletter, subject="Bench: the council votes", intro="Good morning. " * 20)
-    for n in range(7):  # about 37 KB rendered, the size the targets are stated for
-        article = Article.objects.create(
-            headline=f"Story {n}: the council weighs a budget that grows by three per cent",
-            slug=f"story-{n}",
-            dek="What changed, why it matters, and what happens next for the people of the city. " * 4,
-            canonical_url=f"https://news.example.org/2026/story-{n}",
-            key_facts=[f"Fact {k}: the vote is on Thursday and the budget grows by 3 %." for k in range(5)],
-            bottom_line="Watch the vote; the outcome decides next year's services. " * 3,
-        )
-        IssueArticle.objects.create(issue=issue, article=article, position=n)
     now = timezone.now().isoformat()
     started = time.monotonic()
     with connection.cursor() as cursor:
@@ -108,12 +106,49 @@ def seed(recipients: int):
                 )
         cursor.execute(
             "INSERT INTO subscribers_subscription (subscriber_id, newsletter_id, status, created_at, updated_at) "
-            "SELECT id, %s, 'active', now(), now() FROM subscribers_subscriber",
+            "SELECT id, %s, 'active', now(), now() FROM subscribers_subscriber WHERE source = 'bench'",
             [newsletter.pk],
         )
         cursor.execute("ANALYZE")
-    print(f"seeded {recipients:,} subscribers in {time.monotonic() - started:.1f} s")
-    return issue
+    print(f"seeded {recipients:,} subscribers with COPY in {time.monotonic() - started:.1f} s")
+
+
+def write_csv(path: Path, recipients: int, members: int = 0) -> None:
+    """The operator's export: `email,name`, one reader a row. The first `members` rows are readers the ledger
+    already knows (the history's other newsletter: active ones only, so every row is mailable)."""
+    from bench.history import MEMBER_EMAIL
+
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("email,name\n")
+        n = g = 0
+        while n < members:
+            g += 1
+            if g % 50:  # the history unsubscribed every fiftieth member
+                f.write(f"{MEMBER_EMAIL.format(g)},Member {g}\n")
+                n += 1
+        for i in range(recipients - members):
+            f.write(f"reader{i}@example.com,Reader {i}\n")
+
+
+def import_csv(newsletter, recipients: int, members: int) -> None:
+    """Import the list through the import service, as `import_subscribers` does; print its time and report."""
+    from subscribers.services.importing import subscribers_import
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "list.csv"
+        write_csv(path, recipients, members)
+        started = time.monotonic()
+        with path.open("rb") as stream:
+            report = subscribers_import(
+                stream, newsletter, source_detail="bench", consent_text="Bench list: consent attested."
+            )
+        elapsed = time.monotonic() - started
+    print(
+        f"imported the CSV through the import service in {elapsed:.1f} s ({recipients / elapsed:,.0f} rows/s): "
+        f"{report.imported:,} new, {report.added:,} known readers added, {len(report.rejected):,} rejected"
+    )
+    if report.accepted != recipients:
+        raise RuntimeError(f"the import accepted {report.accepted:,} of {recipients:,} rows: {report.rejected[:3]}")
 
 
 def _uuid(n: int) -> str:
@@ -182,24 +217,28 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Workers:
-    def __init__(self, env: dict[str, str], processes: int):
+    """One worker group: a `celery worker` (its node name) with `processes` pool processes, as the Procfile runs."""
+
+    def __init__(self, env: dict[str, str], processes: int, name: str = "bench"):
         self.log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING", "--without-gossip",
                 "--without-mingle", "--without-heartbeat", f"--concurrency={processes}", "-Q", "bulk,default",
-                "-n", f"bench-{os.getpid()}@%h",
+                "-n", f"{name}-{os.getpid()}@%h",
             ],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+        self.processes = processes
+        self.peak_rss = 0.0
+        self.peak_total_rss = 0.0
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
-        while len(_tree(self.proc.pid)) < processes + 1:
+        while len(_tree(self.proc.pid)) < self.processes + 1:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(Path(self.log.name).read_text())
             time.sleep(0.2)
-        time.sleep(1.0)  # let the consumers attach
-        self.peak_rss = 0.0
-        self.peak_total_rss = 0.0
 
     def sample(self) -> None:
         rss = [_rss_mb(p) for p in _tree(self.proc.pid)]
@@ -221,6 +260,50 @@ class Workers:
         Path(self.log.name).unlink(missing_ok=True)
 
 
+class Backends:
+    """CPU of the PostgreSQL backends serving the bench database (the workers' connections), sampled while the
+    send runs: a backend that appears after the start counts from zero."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.start: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        for pid in self._pids():
+            self.start[pid] = self.last[pid] = _cpu_seconds(pid)
+
+    def _pids(self) -> list[int]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [pid for (pid,) in cursor.fetchall()]
+
+    def sample(self) -> None:
+        for pid in self._pids():
+            cpu = _cpu_seconds(pid)
+            if cpu:
+                self.last[pid] = cpu
+
+    def cpu(self) -> float:
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
+def _recovery_pass_ms(runs: int = 5) -> float:
+    """What beat's recovery costs on the ledger as the send left it (every query it runs, nothing to repair)."""
+    from newsletter.delivery.recovery import issues_recover
+
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        issues_recover()
+        times.append(1000 * (time.perf_counter() - started))
+    return sorted(times)[runs // 2]
+
+
+def _load() -> str:
+    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def _purge_queues() -> None:
     from config.celery import app
 
@@ -236,12 +319,25 @@ def _purge_queues() -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench send", description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes (concurrency)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes (per group)")
     parser.add_argument("--baseline-seconds", type=float, default=8.0)
     parser.add_argument("--batch", type=int, default=None, help="SEND_BATCH_SIZE for the workers")
     parser.add_argument("--chains", type=int, default=None, help="SEND_CHAINS for the workers")
     parser.add_argument(
         "--sync-commit", action="store_true", help="wait for the WAL flush on every outcome (SEND_ASYNC_COMMIT=false)"
+    )
+    parser.add_argument(
+        "--operator", action="store_true", help="import the list as a CSV through the import service, send at once"
+    )
+    parser.add_argument(
+        "--issue-size", type=int, choices=(21, 47), default=None, help="message size in KB (default: the 37 KB issue)"
+    )
+    parser.add_argument(
+        "--history", action="store_true", help="a ledger already holding 5 M deliveries and 1 M other subscribers"
+    )
+    parser.add_argument("--groups", type=int, default=1, help="worker groups, each with its own node name")
+    parser.add_argument(
+        "--log-slow", type=int, default=None, metavar="MS", help="log statements slower than MS in the server log"
     )
     args = parser.parse_args(argv)
 
@@ -265,41 +361,65 @@ def main(argv: list[str]) -> int:
         extra["SEND_ASYNC_COMMIT"] = "false"
     env = _env(bench_url, broker, sink.port, **extra)
     os.environ.update({k: v for k, v in env.items() if k not in ("LOG_LEVEL",)})
-    _recreate_database(bench_url)
+    if args.history:
+        from bench.history import database_clone
+
+        database_clone(bench_url, env)
+    else:
+        _recreate_database(bench_url)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    if args.log_slow is not None:
+        _log_slow(bench_url, args.log_slow)
 
     import django
 
     django.setup()
     from django.db import connection
 
+    from bench.issues import issue_create, newsletter_create
     from newsletter.delivery.batch import skeleton_for
     from newsletter.delivery.messages import Recipient, personalise
     from newsletter.models import Issue
     from newsletter.services import sending
     from newsletter.services.rendering import issue_freeze
 
-    issue = seed(args.recipients)
+    mode = "operator's path (CSV import, then send at once)" if args.operator else "COPY-seeded list"
+    print(f"mode: {mode}{', with history' if args.history else ''}; {args.groups} worker group(s) of "
+          f"{args.workers} process(es); {os.cpu_count()} cores; {_load()}")  # fmt: skip
+    newsletter = newsletter_create()
+    issue = issue_create(newsletter, args.issue_size)
     _purge_queues()
 
     # The baseline sends this issue's real message, prebuilt: the same bytes the workers send.
     preview = Issue.objects.select_related("newsletter").get(pk=issue.pk)
     issue_freeze(preview)
     message = personalise(skeleton_for(preview), Recipient(1, "reader@example.com", "Reader", _uuid(1))).data
-    print(f"message size: {len(message) / 1024:.1f} KB; machine: {os.cpu_count()} cores")
+    print(f"message size: {len(message) / 1024:.1f} KB")
     base_rate = baseline(sink.port, message, args.baseline_seconds)
-    print(f"bare smtplib, 4 connections / 4 processes: {base_rate:,.0f} msg/s")
-    sink.reset()
+    print(f"bare smtplib, 4 connections / 4 processes: {base_rate:,.0f} msg/s ({_load()})")
 
-    workers = Workers(env, args.workers)
-    cpu_before = workers.cpu()
-    connection.close()
+    # The workers run before the list arrives, as they do in production.
+    groups = [Workers(env, args.workers, name=f"bench{g + 1}") for g in range(args.groups)]
+    for workers in groups:
+        workers.wait_ready()
+    if args.operator:
+        import_csv(newsletter, args.recipients, members=args.recipients // 10 if args.history else 0)
+    else:
+        seed(newsletter, args.recipients)
+    time.sleep(0.0 if args.operator else 1.0)  # the operator presses Send at once
+    sink.reset()
+    sink_cpu_before = _cpu_seconds(sink.process.pid)
+    cpu_before = [w.cpu() for w in groups]
+    backends = Backends(connection)
+    load_start = _load()
     started = time.monotonic()
     sending.issue_send_now(Issue.objects.get(pk=issue.pk))
     first_message = None
     last_print = started
     while True:
-        workers.sample()
+        for workers in groups:
+            workers.sample()
+        backends.sample()
         now = time.monotonic()
         if first_message is None and sink.count:
             first_message = now
@@ -313,19 +433,34 @@ def main(argv: list[str]) -> int:
             return _fail("gave up after an hour")
         time.sleep(0.2)
     elapsed = time.monotonic() - started
-    worker_cpu = workers.cpu() - cpu_before
+    worker_cpu = [w.cpu() - before for w, before in zip(groups, cpu_before, strict=True)]
+    backends.sample()
+    pg_cpu = backends.cpu()
+    sink_cpu = _cpu_seconds(sink.process.pid) - sink_cpu_before
     delivered = sink.count
-    workers.stop()
+    load_end = _load()
+    for workers in groups:
+        workers.stop()
+    recovery_ms = _recovery_pass_ms()
     sink.stop()
     rate = delivered / elapsed
     send_rate = delivered / (elapsed - (first_message - started)) if first_message else 0
+    per = 1e6 / max(1, delivered)
     print()
     print(f"recipients:               {args.recipients:,} (delivered to sink: {delivered:,})")
     print(f"end to end:               {elapsed:.1f} s  →  {rate:,.0f} msg/s (materialising included)")
-    print(f"from the first message:   {send_rate:,.0f} msg/s (materialising took {first_message - started:.1f} s)")
-    print(f"worker CPU per message:   {1000 * worker_cpu / delivered:.3f} ms (all worker processes)")
-    print(f"peak worker RSS:          {workers.peak_rss:.0f} MB per process, {workers.peak_total_rss:.0f} MB all")
+    print(f"from the first message:   {send_rate:,.0f} msg/s (first message after {first_message - started:.1f} s)")
+    print(
+        f"worker CPU per message:   {per * sum(worker_cpu):.0f} µs (all worker processes)"
+        + (f"; per group: {', '.join(f'{per * c:.0f}' for c in worker_cpu)} µs" if len(groups) > 1 else "")
+    )
+    print(f"PostgreSQL CPU per msg:   {per * pg_cpu:.0f} µs (the bench database's backends)")
+    print(f"sink CPU per message:     {per * sink_cpu:.0f} µs")
+    peak = max(w.peak_rss for w in groups)
+    print(f"peak worker RSS:          {peak:.0f} MB per process, {sum(w.peak_total_rss for w in groups):.0f} MB all")
     print(f"bare smtplib baseline:    {base_rate:,.0f} msg/s")
-    ratio, send_ratio = 100 * rate / base_rate, 100 * send_rate / base_rate
-    print(f"ratio to the baseline:    {ratio:.0f} % end to end, {send_ratio:.0f} % sending")
+    ratio, send_ratio = rate / base_rate, send_rate / base_rate
+    print(f"ratio to the baseline:    {ratio:.2f} end to end, {send_ratio:.2f} sending")
+    print(f"recovery pass:            {recovery_ms:.1f} ms (median of 5, on this ledger)")
+    print(f"load:                     {load_start} at the start, {load_end} at the end")
     return 0 if delivered == args.recipients else 1

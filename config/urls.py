@@ -15,6 +15,7 @@ urlpatterns = [
     path("privacy/", TemplateView.as_view(template_name="site/privacy.html", extra_context=_policy), name="privacy"),
     path("terms/", TemplateView.as_view(template_name="site/terms.html", extra_context=_policy), name="terms"),
     path("admin/", admin.site.urls),
+    path("", include("api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language switch in site/base.html
     path("", include("newsletter.urls")),
     path("", include("subscribers.urls")),

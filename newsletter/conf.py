@@ -46,7 +46,9 @@ class Setting(Generic[T]):
         return value
 
     def from_env(self, env: Any) -> T:
-        reader = {str: env.str, int: env.int, float: env.float, bool: env.bool, dict: env.dict}[self.kind]
+        reader = {str: env.str, int: env.int, float: env.float, bool: env.bool, dict: env.dict, list: env.list}[
+            self.kind
+        ]
         return reader(self.name, default=self.default)
 
 
@@ -77,7 +79,13 @@ class MastheadSettings:
     POLICY_VERSION = Setting("2026-01", str, "recorded with every consent")
     CONSENT_IP_MODE = Setting("truncated", str, "how the consent ledger keeps IPs: full, truncated or hashed")
     SUPPRESSION_HASH_KEY = Setting("", str, "key of the suppression list's address hashes", lambda: settings.SECRET_KEY)
+    SUPPRESSION_HASH_KEY_FALLBACKS = Setting(
+        [], list, "old suppression keys, comma-separated: tried on every lookup until suppression_rehash moves them"
+    )
     RATE_LIMITS = Setting({}, dict, "public form limits overriding the defaults, e.g. signup_ip=30/h")
+    TRUSTED_PROXIES = Setting(
+        "", str, "proxies whose X-Forwarded-For is believed: a count (1) or CIDRs (10.0.0.0/8,192.0.2.10)"
+    )
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
     # Images: emails need absolute URLs, so MEDIA_URL is joined to this host unless the storage already gives
@@ -85,6 +93,18 @@ class MastheadSettings:
     MEDIA_HOST = Setting("", str, "host put before MEDIA_URL in emails", lambda: settings.SITE_URL)
     SERVE_MEDIA = Setting(True, bool, "the app serves MEDIA_URL itself; false when a proxy or the store does")
     IMAGE_MAX_UPLOAD_MB = Setting(20, int, "largest image upload accepted")
+    # REST API (/api/v1/) and outgoing webhooks
+    API_RATE_PER_TOKEN = Setting("600/m", str, "API requests per token (a django-ratelimit rate)")
+    API_AUTH_FAILURES_PER_IP = Setting("30/m", str, "failed API authentications per client IP")
+    API_IDEMPOTENCY_HOURS = Setting(24.0, float, "how long an Idempotency-Key is remembered")
+    WEBHOOK_TIMEOUT_SECONDS = Setting(10.0, float, "one webhook request's timeout")
+    WEBHOOK_LEASE_SECONDS = Setting(60.0, float, "a claimed webhook delivery whose worker died is retried after this")
+    WEBHOOK_RETRY_BASE_SECONDS = Setting(30.0, float, "first webhook retry delay; doubles per attempt, ±25 % jitter")
+    WEBHOOK_RETRY_MAX_SECONDS = Setting(6 * 3600.0, float, "longest webhook retry delay")
+    WEBHOOK_RETRY_HOURS = Setting(72.0, float, "webhook retries stop this long after the event")
+    WEBHOOK_DISABLE_AFTER_HOURS = Setting(72.0, float, "an endpoint failing without a success this long is disabled")
+    WEBHOOK_ALLOW_PRIVATE_URLS = Setting(False, bool, "webhooks may go to loopback/private/link-local addresses")
+    WEBHOOK_LOG_DAYS = Setting(30, int, "finished webhook events and their delivery log are kept this many days")
 
     @property
     def VAR_DIR(self) -> Path:

@@ -4,7 +4,9 @@ from django.contrib.syndication.views import Feed
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils import translation
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.translation import gettext as _
 
 from .models import Issue, Newsletter
 from .services.archive import archive_issues
@@ -19,6 +21,11 @@ class IssuesRssFeed(Feed):
             raise Http404("This newsletter has no public archive.")
         return obj
 
+    def get_feed(self, obj: Newsletter, request):
+        # In the newsletter's language, like its issues and archive page: the feed's language tag and wording.
+        with translation.override(obj.language):
+            return super().get_feed(obj, request)
+
     def title(self, obj: Newsletter) -> str:
         return obj.name
 
@@ -26,7 +33,7 @@ class IssuesRssFeed(Feed):
         return reverse("newsletter:archive", args=[obj.slug])
 
     def description(self, obj: Newsletter) -> str:
-        return obj.description or f"Issues of {obj.name}"
+        return obj.description or _("Issues of %(name)s") % {"name": obj.name}
 
     def items(self, obj: Newsletter):
         return archive_issues(obj).select_related("newsletter")[:FEED_LENGTH]

@@ -51,6 +51,12 @@ class Image(models.Model):
 hex_colour = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour as #rrggbb, e.g. #a3231b."))
 
 
+def newsletter_default_language() -> str:
+    """The site's language (LANGUAGE_CODE) when it is one of LANGUAGES, else the first of them."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    return settings.LANGUAGE_CODE if settings.LANGUAGE_CODE in codes else codes[0]
+
+
 class Newsletter(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -71,6 +77,13 @@ class Newsletter(models.Model):
     footer_text = models.TextField(blank=True, help_text=_("Printed in the footer above the postal address."))
     archive_public = models.BooleanField(default=True, help_text=_("List sent issues on the public archive."))
     created_at = models.DateTimeField(auto_now_add=True)
+    # The fixed words of its emails (greeting, headings, footer, unsubscribe wording) and of its archive page.
+    language = models.CharField(
+        max_length=16,
+        choices=settings.LANGUAGES,
+        default=newsletter_default_language,
+        help_text=_("The language of its emails and archive page."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -155,6 +168,10 @@ class Issue(models.Model):
     frozen_html = models.TextField(blank=True)
     frozen_text = models.TextField(blank=True)
     frozen_at = models.DateTimeField(null=True, blank=True)
+    # Who it is from (from_name, from_email, reply_to, postal_address, mail_domain), frozen with the render.
+    frozen_sender = models.JSONField(default=dict, blank=True)
+    # Why the issue is paused or failed (a refusal by the mail server, a render error), for the editor.
+    status_reason = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -174,7 +191,8 @@ class Issue(models.Model):
                 name="issue_scheduled_has_time",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["draft", "scheduled"]) | Q(frozen_at__isnull=False),
+                # A scheduled issue that could not start (it no longer renders) fails without a frozen render.
+                condition=Q(status__in=["draft", "scheduled", "failed"]) | Q(frozen_at__isnull=False),
                 name="issue_sending_is_frozen",
             ),
         ]
@@ -186,10 +204,13 @@ class Issue(models.Model):
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
 
-    def transition_to(self, status: str, **fields) -> bool:
-        """Move to `status` if the current status allows it, as one conditional UPDATE (safe against races:
-        of two concurrent callers, exactly one wins). Returns whether this call made the change."""
+    def transition_to(self, status: str, from_status: str | None = None, **fields) -> bool:
+        """Move to `status` if the current status allows it (and is `from_status`, when given), as one conditional
+        UPDATE (safe against races: of two concurrent callers, exactly one wins). Returns whether this call made
+        the change."""
         sources = [src for src, targets in ISSUE_TRANSITIONS.items() if status in targets]
+        if from_status is not None:
+            sources = [src for src in sources if src == from_status]
         changed = Issue.objects.filter(pk=self.pk, status__in=sources).update(
             status=status, updated_at=timezone.now(), **fields
         )
@@ -200,15 +221,16 @@ class Issue(models.Model):
         return bool(changed)
 
 
-# Which status may follow which. `failed` is for a send that cannot proceed (e.g. its render is broken).
+# Which status may follow which. `failed` is a scheduled send that could not start (its render broke meanwhile):
+# the editor fixes it and sends it, or takes it back to draft.
 ISSUE_TRANSITIONS: dict[str, set[str]] = {
     Issue.Status.DRAFT: {Issue.Status.SCHEDULED, Issue.Status.SENDING},
-    Issue.Status.SCHEDULED: {Issue.Status.DRAFT, Issue.Status.SENDING, Issue.Status.CANCELLED},
+    Issue.Status.SCHEDULED: {Issue.Status.DRAFT, Issue.Status.SENDING, Issue.Status.CANCELLED, Issue.Status.FAILED},
     Issue.Status.SENDING: {Issue.Status.PAUSED, Issue.Status.SENT, Issue.Status.CANCELLED, Issue.Status.FAILED},
     Issue.Status.PAUSED: {Issue.Status.SENDING, Issue.Status.CANCELLED},
     # A finished send may be reopened to deliver to those who did not get it ("resend to missing").
     Issue.Status.SENT: {Issue.Status.SENDING},
-    Issue.Status.FAILED: {Issue.Status.SENDING, Issue.Status.CANCELLED},
+    Issue.Status.FAILED: {Issue.Status.DRAFT, Issue.Status.SENDING, Issue.Status.CANCELLED},
     Issue.Status.CANCELLED: set(),
 }
 
@@ -268,6 +290,12 @@ class Delivery(models.Model):
             models.Index(fields=["issue", "status"], name="delivery_issue_status"),
             # Claims walk pending rows by id (keyset); a partial index keeps that walk off the sent rows.
             models.Index(fields=["issue", "id"], condition=Q(status="pending"), name="delivery_pending"),
+            # Only in-flight rows are in these two, so they stay tiny however large the ledger grows: a batch
+            # releasing its claim, and recovery looking for leases that ran out.
+            models.Index(fields=["claim_token"], condition=Q(status="sending"), name="delivery_sending_claim"),
+            models.Index(fields=["lease_until"], condition=Q(status="sending"), name="delivery_sending_lease"),
+            # Webhooks find the delivery by the Message-ID they report; rows not yet sent have none.
+            models.Index(fields=["message_id"], condition=~Q(message_id=""), name="delivery_message_id"),
         ]
 
     def __str__(self) -> str:
@@ -286,6 +314,8 @@ class SendRun(models.Model):
     issue = models.OneToOneField(Issue, on_delete=models.CASCADE, primary_key=True, related_name="send_run")
     materialised_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When a send whose chains ended with only later deferred rows left is to be woken (the earliest is due).
+    wake_at = models.DateTimeField(null=True, blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     resends = models.PositiveSmallIntegerField(default=0)
 

@@ -8,6 +8,8 @@ that keeps lines intact (the sender uses 8-bit bodies). Each value is escaped fo
 from dataclasses import dataclass
 from html import escape
 
+from django.utils import translation
+
 UNSUBSCRIBE_URL = "%%MH_UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%MH_PREFERENCES_URL%%"
 NAME = "%%MH_NAME%%"
@@ -23,19 +25,21 @@ class PersonalValues:
     unsubscribe_url: str
     preferences_url: str
     name: str = ""
+    # The greeting's word for a reader without a name, in the newsletter's language (name_fallback).
+    fallback_name: str = NAME_FALLBACK
 
     def for_html(self) -> dict[str, str]:
         return {
             UNSUBSCRIBE_URL: escape(self.unsubscribe_url, quote=True),
             PREFERENCES_URL: escape(self.preferences_url, quote=True),
-            NAME: escape(self.name or NAME_FALLBACK, quote=True),
+            NAME: escape(self.name or self.fallback_name, quote=True),
         }
 
     def for_text(self) -> dict[str, str]:
         return {
             UNSUBSCRIBE_URL: self.unsubscribe_url,
             PREFERENCES_URL: self.preferences_url,
-            NAME: self.name or NAME_FALLBACK,
+            NAME: self.name or self.fallback_name,
         }
 
 
@@ -44,3 +48,10 @@ def substitute(template: str, values: dict[str, str]) -> str:
     for marker, value in values.items():
         template = template.replace(marker, value)
     return template
+
+
+def name_fallback(language: str) -> str:
+    """NAME_FALLBACK in `language` (a newsletter's): what its greeting calls a reader who gave no name."""
+    with translation.override(language):
+        # Translators: the greeting of an issue to a reader who gave no name, as in "Hi there,".
+        return translation.gettext("there")

@@ -3,6 +3,7 @@ version ("view in browser")."""
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 
 from .models import Issue, Newsletter
 from .services.archive import archive_html, archive_issues
@@ -18,11 +19,16 @@ def archive(request, newsletter: str):
     newsletter_obj = get_object_or_404(Newsletter, slug=newsletter)
     if not newsletter_obj.archive_public:
         raise Http404("This newsletter has no public archive.")
-    return render(
-        request,
-        "newsletter/archive.html",
-        {"newsletter": newsletter_obj, "issues": archive_issues(newsletter_obj)},
-    )
+    # In the newsletter's language, like its issues (the page lists them; a reader's choice of site language
+    # does not translate them).
+    with translation.override(newsletter_obj.language):
+        response = render(
+            request,
+            "newsletter/archive.html",
+            {"newsletter": newsletter_obj, "issues": archive_issues(newsletter_obj)},
+        )
+    response["Content-Language"] = newsletter_obj.language
+    return response
 
 
 def issue_page(request, newsletter: str, public_id):
@@ -35,7 +41,8 @@ def issue_page(request, newsletter: str, public_id):
         public_id=public_id,
         frozen_at__isnull=False,
     )
-    response = HttpResponse(archive_html(issue.frozen_html))
+    response = HttpResponse(archive_html(issue.frozen_html, issue.newsletter.language))
+    response["Content-Language"] = issue.newsletter.language
     if not issue.newsletter.archive_public:
         response["X-Robots-Tag"] = "noindex"
     return response

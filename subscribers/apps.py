@@ -6,4 +6,6 @@ class SubscribersConfig(AppConfig):
     verbose_name = "Subscribers"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the anymail tracking signal)
+        from config import proxies  # noqa: F401  (registers the proxy settings' deploy check)
+
+        from . import ratelimits, receivers  # noqa: F401  (registers the limits' check; connects anymail's signal)

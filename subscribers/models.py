@@ -4,20 +4,41 @@ import hashlib
 import hmac
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from newsletter.conf import app_settings
 
 
-def email_hash(email: str) -> str:
-    """Keyed hash of a normalised address: lets the suppression list block an address without storing it.
+def suppression_keys() -> list[str]:
+    """The keys of the suppression list's hashes: the current one first, then every key that may still have
+    made an entry. SUPPRESSION_HASH_KEY is its own secret (falling back to SECRET_KEY when unset), so rotating
+    SECRET_KEY need not touch the list; SUPPRESSION_HASH_KEY_FALLBACKS are its old values, and SECRET_KEY with
+    SECRET_KEY_FALLBACKS are always tried too, because entries made before SUPPRESSION_HASH_KEY was set were keyed
+    with them. `manage.py suppression_rehash` moves entries onto the current key."""
+    keys = [
+        app_settings.SUPPRESSION_HASH_KEY,
+        *app_settings.SUPPRESSION_HASH_KEY_FALLBACKS,
+        settings.SECRET_KEY,
+        *settings.SECRET_KEY_FALLBACKS,
+    ]
+    return list(dict.fromkeys(k for k in keys if k))
 
-    Keyed with a dedicated secret (falling back to SECRET_KEY) so the list can't be reversed by hashing guesses.
-    """
-    key = app_settings.SUPPRESSION_HASH_KEY.encode()
-    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+def email_hash(email: str, key: str | None = None) -> str:
+    """Keyed hash of an address (with `key`, by default the current suppression key): lets the suppression list
+    block an address without storing it, and a guess can't be checked without the key. Callers pass the
+    canonical address (services.addresses.address_normalise); the hash lowercases it."""
+    secret = (key or suppression_keys()[0]).encode()
+    return hmac.new(secret, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def suppression_key_id(key: str) -> str:
+    """A short fingerprint naming a key without revealing it: which key made an entry."""
+    return hmac.new(key.encode(), b"masthead suppression key id", hashlib.sha256).hexdigest()[:12]
 
 
 class Subscriber(models.Model):
@@ -57,9 +78,14 @@ class Subscriber(models.Model):
 
 
 class Subscription(models.Model):
-    """A subscriber's membership of one newsletter. Only active rows of active subscribers receive issues."""
+    """A subscriber's membership of one newsletter. Only active rows of active subscribers receive issues.
+
+    Consent is per newsletter: a signup creates a *pending* row, and only its owner confirming that newsletter
+    (the confirmation link names it), choosing it on their preferences page, or an operator's import attesting
+    consent makes it active. Confirming one newsletter never activates another."""
 
     class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting confirmation")
         ACTIVE = "active", _("Subscribed")
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
@@ -71,7 +97,13 @@ class Subscription(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subscriber", "newsletter"], name="subscription_once")]
-        indexes = [models.Index(fields=["newsletter", "status"], name="subscription_nl_status")]
+        indexes = [
+            models.Index(fields=["newsletter", "status"], name="subscription_nl_status"),
+            # Materialising walks a newsletter's active readers by subscriber id (keyset); this index is that walk.
+            models.Index(
+                fields=["newsletter", "subscriber"], condition=Q(status="active"), name="subscription_nl_active"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscriber} → {self.newsletter}"
@@ -99,6 +131,7 @@ class ConsentEvent(models.Model):
         ONE_CLICK = "one_click", _("One-click unsubscribe")
         WEBHOOK = "webhook", _("ESP webhook")
         BOUNCE = "bounce", _("Bounce reply to our SMTP client")
+        API = "api", _("REST API")
 
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"
@@ -131,6 +164,8 @@ class Suppression(models.Model):
         MANUAL = "manual", _("Suppressed by an operator")
 
     email_hash = models.CharField(max_length=64, unique=True)
+    # suppression_key_id of the key that made email_hash; blank for entries made before keys were recorded.
+    key_id = models.CharField(max_length=12, blank=True)
     reason = models.CharField(max_length=16, choices=Reason.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -148,6 +148,9 @@ def signup_done(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @_link_view(Purpose.CONFIRM)
 def confirm(request, token, subscriber, newsletter):
+    if newsletter is None:
+        # Consent is to one newsletter: a link naming none (or one deleted since) has nothing to confirm.
+        return _link_problem(request, 410)
     if request.method == "POST":
         outcome = subscriber_confirm(subscriber, newsletter, meta=RequestMeta.from_request(request))
         refused = outcome == ConfirmOutcome.REFUSED

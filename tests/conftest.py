@@ -21,8 +21,10 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from anymail.backends import test as anymail_test
+from anymail.exceptions import AnymailRequestsAPIError
 from anymail.message import AnymailRecipientStatus
 from django.conf import settings
 from django.db import connection
@@ -112,7 +114,7 @@ def smtp_servers(settings) -> Iterator[Callable[..., RecordingHandler]]:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-        handler.port = port
+        handler.port, handler.controller = port, controller
         return handler
 
     yield start
@@ -389,15 +391,28 @@ class EspBackend(anymail_test.EmailBackend):
         return response
 
 
+class EspUnauthorizedBackend(anymail_test.EmailBackend):
+    """The same ESP with a revoked API key: every send call answers HTTP 401, as anymail reports it."""
+
+    def post_to_esp(self, payload, message):
+        response = requests.Response()
+        response.status_code, response.reason = 401, "Unauthorized"
+        response._content = b'{"ErrorCode": 10, "Message": "The server token you provided was not valid."}'
+        raise AnymailRequestsAPIError(
+            "The ESP refused the API key", email_message=message, payload=payload, response=response, backend=self
+        )
+
+
 @dataclass(frozen=True)
 class Esp:
     backend: str  # for EMAIL_BACKEND, in this process or a worker's environment
     refuses: dict[str, str]  # address → the status the ESP answers for it
+    unauthorized: str  # the backend of the same ESP refusing the API key
 
 
 @pytest.fixture
 def esp() -> Esp:
-    return Esp(f"{__name__}.EspBackend", ESP_REFUSES)
+    return Esp(f"{__name__}.EspBackend", ESP_REFUSES, f"{__name__}.EspUnauthorizedBackend")
 
 
 __all__ = ["IN_CI", "settings"]

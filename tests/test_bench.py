@@ -44,3 +44,15 @@ def test_send_bench_delivers_every_message(require):
 def test_import_bench_runs():
     out = run_bench("import", "--rows", "500")
     assert "500" in out
+
+
+@pytest.mark.worker
+def test_api_bench_runs(require):
+    url, broker = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
+    require(
+        url.startswith("postgres") and broker.startswith("redis"),
+        "PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL)",
+    )
+    out = run_bench("api", "--seconds", "1", "--requests", "50", "--events", "20", "--webhook-workers", "1")
+    assert "subscriber read (GET /subscribers/lookup)" in out and "non-2xx 0" in out
+    assert "webhook events: 20 recorded" in out and "receiver got 20" in out

@@ -107,3 +107,13 @@ def test_smtp_server_fixture_records_what_it_accepts(smtp_server):
         send_mail("Hi", "body", "from@example.com", ["bad@example.com"])
     assert [m.rcpt_tos for m in smtp_server.messages] == [["good@example.com"]]
     assert smtp_server.messages[0].message["Subject"] == "Hi"
+
+
+def test_form_rate_limits_come_from_the_environment_and_are_checked():
+    show = ("shell", "-c", "from django.conf import settings; print(settings.MASTHEAD['RATE_LIMITS'])")
+    result = run_manage(*show, DEBUG="true", RATE_LIMITS="signup_ip=60/h,link_ip=5/10m")
+    assert result.returncode == 0, result.stderr
+    assert "{'signup_ip': '60/h', 'link_ip': '5/10m'}" in result.stdout
+    result = run_manage("check", DEBUG="true", RATE_LIMITS="signup_ipp=60/h,link_ip=lots")
+    assert result.returncode != 0
+    assert "no limit named 'signup_ipp'" in result.stderr and "link_ip='lots' is not a rate" in result.stderr

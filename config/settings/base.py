@@ -48,9 +48,11 @@ INSTALLED_APPS = [
     "anymail",
     "newsletter",
     "subscribers",
+    "api",
 ]
 
 MIDDLEWARE = [
+    "config.proxies.TrustedProxyMiddleware",  # first: every later layer sees the client's address
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -207,6 +209,7 @@ CELERY_TASK_ROUTES = {
     "newsletter.send_batch": {"queue": "bulk"},
     "newsletter.send_test": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
+    "api.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -214,6 +217,12 @@ CELERY_BEAT_SCHEDULE = {
     "newsletter-recover": {
         "task": "newsletter.recover",
         "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
+    },
+    "api-prune": {"task": "api.prune", "schedule": 3600.0},
+    # Due webhook deliveries (first tries whose queue message was lost, retries, expired leases).
+    "api-webhooks-dispatch": {
+        "task": "api.webhooks_dispatch",
+        "schedule": env.float("WEBHOOK_POLL_INTERVAL", default=10.0),
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

@@ -12,6 +12,7 @@ of the package is how it works, one module per step:
     recovery    beat's pass: start due issues, requeue expired leases, restart stalled sends, finish
     complaints  pause an issue whose complaint rate is too high
     proofs      test sends of an issue to a few editors
+    transactional  confirmation and export emails through the same transport settings (TLS, DKIM)
 
 Follow one delivery: services.sending.issue_send_now → send_start → dispatch.materialise_later →
 tasks.materialise_task → deliveries_materialise → dispatch.batches_start → tasks.send_batch_task →
@@ -26,12 +27,13 @@ from newsletter.models import Delivery
 
 from .audience import mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
-from .complaints import issue_complaint_check
+from .complaints import issue_complaint_check, issue_complaint_rate
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
 from .lifecycle import send_cancel, send_finish, send_pause, send_reopen_failed, send_resume, send_start
 from .messages import AddressError, wire_address
 from .proofs import proof_send
 from .recovery import RecoveryReport, issues_recover
+from .transactional import transactional_send
 
 
 def subscriber_withdraw(subscriber_id: int, newsletter_ids: Iterable[int] | None = None, reason: str = "") -> int:
@@ -54,7 +56,9 @@ def delivery_for_message_id(message_id: str) -> Delivery | None:
     if not bare:
         return None
     candidates = {message_id.strip(), bare, f"<{bare}>"}
-    return Delivery.objects.filter(message_id__in=candidates).select_related("issue", "subscriber").first()
+    # `exclude("")` states the partial index delivery_message_id's condition, so the planner may use it.
+    rows = Delivery.objects.filter(message_id__in=candidates).exclude(message_id="")
+    return rows.select_related("issue", "subscriber").first()
 
 
 __all__ = [
@@ -66,6 +70,7 @@ __all__ = [
     "deliveries_send_batch",
     "delivery_for_message_id",
     "issue_complaint_check",
+    "issue_complaint_rate",
     "issues_recover",
     "mailable_subscribers",
     "proof_send",
@@ -77,5 +82,6 @@ __all__ = [
     "send_start",
     "subscriber_forget",
     "subscriber_withdraw",
+    "transactional_send",
     "wire_address",
 ]

@@ -25,12 +25,26 @@ def mailable_subscribers(newsletter_id: int) -> QuerySet[Subscriber]:
     )
 
 
-def mailable_sql(newsletter_id: int) -> tuple[str, str, list]:
-    """(FROM clause, WHERE condition, parameters in order) selecting mailable subscribers as `s`, for raw SQL that
-    needs keyset chunks (materialise). The FROM clause's one parameter comes before the WHERE's two."""
-    subscriber, subscription = Subscriber._meta.db_table, Subscription._meta.db_table
-    tables = f"{subscriber} s JOIN {subscription} m ON m.subscriber_id = s.id AND m.newsletter_id = %s"
-    return tables, "s.status = %s AND m.status = %s", [newsletter_id, SUBSCRIBER_STATUS, SUBSCRIPTION_STATUS]
+def subscribed_ids_sql(newsletter_id: int, after_id: int, limit: int) -> tuple[str, list]:
+    """(SQL, parameters) for the next `limit` ids, in order, of subscribers with an active subscription to the
+    newsletter after subscriber id `after_id`: materialise's keyset chunk. It walks the partial index
+    subscription_nl_active (newsletter, subscriber) where active, so its cost is the chunk's, never the list's or
+    the table's."""
+    subscription = Subscription._meta.db_table
+    sql = (
+        f"SELECT subscriber_id FROM {subscription} WHERE newsletter_id = %s AND status = %s AND subscriber_id > %s "
+        "ORDER BY subscriber_id LIMIT %s"
+    )
+    return sql, [newsletter_id, SUBSCRIPTION_STATUS, after_id, limit]
+
+
+def mailable_among_sql(subscriber_ids: list[int], postgres: bool) -> tuple[str, str, list]:
+    """(FROM clause, WHERE condition, parameters) selecting as `s` those of `subscriber_ids` (all subscribed: from
+    subscribed_ids_sql) whose own status lets them be mailed. By primary key: `= ANY(array)` on PostgreSQL, an IN
+    list on SQLite (no arrays; looked up by primary key just the same)."""
+    members = "= ANY(%s)" if postgres else f"IN ({', '.join(['%s'] * len(subscriber_ids))})"
+    params = [subscriber_ids] if postgres else list(subscriber_ids)
+    return f"{Subscriber._meta.db_table} s", f"s.id {members} AND s.status = %s", [*params, SUBSCRIBER_STATUS]
 
 
 def subscribed(newsletter_id: int) -> Exists:

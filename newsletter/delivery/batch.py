@@ -3,6 +3,11 @@
     claim → open the transport → for each recipient: check for a stop, throttle, personalise, sign, send, record
     → close → release what was not attempted
 
+A refusal about one reader fails that reader. A refusal that is about us (our sender, our ESP account) pauses the
+issue with the reason at once, and so do REFUSAL_STREAK refusals in a row of the message itself (every message
+refused at DATA: a line too long, a policy on the content): the readers concerned are given back, not failed,
+so a resume after the fix sends to them.
+
 A batch is bounded (its claim, and half a lease of time), runs outside any transaction except the claim's, and is
 safe to run any number of times at once: each run claims different rows, and a run whose issue is not sending
 does nothing. `BatchResult.more` tells the chain whether to queue the next batch.
@@ -15,11 +20,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from api.webhooks.outbox import smtp_bounce_notify
 from newsletter.conf import app_settings
 from newsletter.delivery import ledger, ratelimit
 from newsletter.delivery.messages import Recipient, Skeleton, dkim_enabled, dkim_sign, personalise, skeleton_build
 from newsletter.delivery.outcomes import OutcomeWriter
-from newsletter.delivery.transports import Outcome, Result, Transport, TransportError, transport_open
+from newsletter.delivery.transports import Outcome, Result, Scope, Transport, TransportError, transport_open
 from newsletter.models import Issue
 from newsletter.services.rendering import issue_rendered
 
@@ -27,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How often a batch re-reads the issue's status (pause/cancel take effect within this), instead of per message.
 STATUS_CHECK_SECONDS = 1.0
+# Refusals of the message itself in a row after which the issue, not the readers, is taken to be the problem.
+REFUSAL_STREAK = 3
 
 
 class StopReason(StrEnum):
@@ -85,6 +93,8 @@ class Batch:
         self.issue_id = issue_id
         self.result = BatchResult(last_id=after_id)
         self.after_id = after_id
+        # Message refusals not yet written: failed once a message goes through, given back if the issue pauses.
+        self.refused: list[tuple[Recipient, Result]] = []
 
     def run(self) -> BatchResult:
         issue = Issue.objects.select_related("newsletter").filter(pk=self.issue_id).first()
@@ -92,6 +102,8 @@ class Batch:
             return self.stop(StopReason.NOT_SENDING)
         skeleton = skeleton_for(issue)
         claim = self.claim(issue)
+        if not claim.claimed:
+            ledger.run_idle(self.issue_id)  # only later deferred rows (if any): recovery wakes the send for them
         if not claim.recipients:
             return self.result
         with OutcomeWriter(claim.token) as writer:
@@ -142,17 +154,25 @@ class Batch:
                 next_status_check = now + STATUS_CHECK_SECONDS
                 if self.stopped_by_editor(writer):
                     return
-            if now >= deadline or not throttle.acquire(total - index, deadline):
-                self.stop(StopReason.TIME)
+            # While the shared buckets make it wait, the batch still notices a pause within a second.
+            if now >= deadline or not throttle.acquire(total - index, deadline, lambda: self.stopped_by_editor(writer)):
+                if not self.result.stopped:
+                    self.stop(StopReason.TIME)
                 return
-            if per_domain and self.domain_throttled(writer, recipient, attempts):
+            if per_domain and self.domain_throttled(writer, recipient):
                 continue
             message = personalise(skeleton, recipient)
             data = dkim_sign(message.data, skeleton.mail_from) if signing else message.data
-            result = transport.send(skeleton, recipient, message, data)
-            if not self.record(writer, recipient, attempts, message.message_id, result):
-                self.stop(StopReason.LEASE_LOST)
+            try:
+                result = transport.send(skeleton, recipient, message, data)
+            except TransportError as exc:  # a reconnect failed: nothing more goes out over this batch
+                self.defer_rest(writer, recipients[index:], exc)
                 return
+            if not self.record(writer, recipient, attempts, message.message_id, result):
+                if not self.result.stopped:
+                    self.stop(StopReason.LEASE_LOST)
+                return
+        self.fail_refused(writer)
 
     def stopped_by_editor(self, writer: OutcomeWriter) -> bool:
         """Once a second: has the issue been paused or cancelled, or our lease taken over?"""
@@ -165,19 +185,38 @@ class Batch:
         self.stop(StopReason.CANCELLED if status == Issue.Status.CANCELLED else StopReason.PAUSED)
         return True
 
-    def domain_throttled(self, writer: OutcomeWriter, recipient: Recipient, attempts: int) -> bool:
+    def domain_throttled(self, writer: OutcomeWriter, recipient: Recipient) -> bool:
         """The recipient's domain bucket is empty: back in the queue after the wait. Not an attempt."""
         wait = ratelimit.domain_allows(recipient.email.rpartition("@")[2])
         if not wait:
             return False
-        writer.deferred(recipient.delivery_id, attempts - 1, Result(Outcome.DEFERRED, "", "domain rate"), wait)
+        writer.throttled(recipient.delivery_id, wait, "domain rate")
         self.result.deferred += 1
         return True
+
+    def defer_rest(self, writer: OutcomeWriter, rest: list[tuple[Recipient, int]], exc: TransportError) -> None:
+        """The transport is gone mid-batch: every row not yet sent is deferred now, not left to its lease."""
+        log.warning("issue %s: %s; the rest of the batch deferred", self.issue_id, exc)
+        self.fail_refused(writer)
+        failure = Result(Outcome.DEFERRED, "", str(exc))
+        for recipient, attempts in rest:
+            writer.deferred(recipient.delivery_id, attempts, failure)
+        self.result.deferred += len(rest)
+        self.stop(StopReason.TRANSPORT)
 
     def record(
         self, writer: OutcomeWriter, recipient: Recipient, attempts: int, message_id: str, result: Result
     ) -> bool:
-        """Write the outcome. False when the row is not ours any more (the lease was lost)."""
+        """Write the outcome. False when the row is not ours any more (the lease was lost) or the issue paused."""
+        if result.outcome == Outcome.FAILED and result.scope == Scope.SENDER:
+            return self.pause(writer, f"{result.code} {result.text}".strip())
+        if result.outcome == Outcome.FAILED and result.scope == Scope.MESSAGE:
+            self.refused.append((recipient, result))
+            if len(self.refused) >= REFUSAL_STREAK and len({r.code for _, r in self.refused}) == 1:
+                return self.pause(writer, f"every message was refused: {result.code} {result.text}")
+            return True
+        if not self.fail_refused(writer):
+            return False
         if result.outcome == Outcome.SENT:
             self.result.sent += 1
             return writer.sent(recipient.delivery_id, result.provider_id or message_id)
@@ -187,8 +226,27 @@ class Batch:
         self.result.failed += 1
         owned = writer.failed(recipient.delivery_id, result.code, result.text)
         if result.hard_bounce:
-            writer.suppress(recipient.email, f"SMTP {result.code} {result.text}")
+            writer.suppress(recipient.email, f"{result.code} {result.text}")
+            smtp_bounce_notify(recipient.delivery_id, recipient.email, result.code, result.text)
         return owned
+
+    def fail_refused(self, writer: OutcomeWriter) -> bool:
+        """The held message refusals were about those messages only: they fail. False when a row was not ours."""
+        owned = True
+        for recipient, result in self.refused:
+            owned = writer.failed(recipient.delivery_id, result.code, result.text) and owned
+            self.result.failed += 1
+        self.refused.clear()
+        return owned
+
+    def pause(self, writer: OutcomeWriter, reason: str) -> bool:
+        """The mail server or ESP refuses the issue, not a reader: pause it with the reason for the editor. The rows
+        of this batch not yet written (the refused ones included) are given back by release_unsent."""
+        self.refused.clear()
+        if writer.pause_issue(self.issue_id, f"The mail server refused the issue: {reason}"):
+            log.warning("issue %s: paused, the mail server refused the issue: %s", self.issue_id, reason)
+        self.stop(StopReason.PAUSED)
+        return False
 
     def release_unsent(self, writer: OutcomeWriter) -> None:
         """Rows claimed but never attempted: dropped when cancelled, pending again when paused or out of time."""

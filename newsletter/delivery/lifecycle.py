@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, issue_payload
 from newsletter import dispatch
 from newsletter.delivery import ledger
 from newsletter.models import Issue, SendRun
@@ -20,38 +22,59 @@ from newsletter.services.rendering import issue_freeze
 log = logging.getLogger(__name__)
 
 
-def send_start(issue_id: int, user=None) -> bool:
-    """Move a draft or due scheduled issue to sending, freezing its render, exactly once: the row lock plus the
-    conditional transition mean of two concurrent callers (two beats, a double click) only one starts it.
-    Raises RenderError when the issue does not render; nothing changes then. Returns whether this call started it.
-    """
+def send_start(issue_id: int, user=None, scheduled: bool = False) -> bool:
+    """Move a draft or scheduled issue to sending (`scheduled`: only a scheduled issue that is due, re-checked under
+    the lock, as beat's recovery starts it), freezing its render and its sender identity, exactly once: the row
+    lock plus the conditional transition mean of two concurrent callers (two beats, a double click) only one starts
+    it. Raises RenderError when the issue does not render; nothing changes then. Returns whether this call started
+    it."""
     with transaction.atomic():
         issue = Issue.objects.select_for_update().select_related("newsletter").filter(pk=issue_id).first()
-        if issue is None or issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED):
+        now = timezone.now()
+        if issue is None or issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED, Issue.Status.FAILED):
+            return False
+        if scheduled and (issue.status != Issue.Status.SCHEDULED or issue.scheduled_at > now):
             return False
         issue_freeze(issue)  # raises RenderError: the transaction rolls back, the issue stays as it was
-        now = timezone.now()
         started = issue.transition_to(
             Issue.Status.SENDING,
             frozen_subject=issue.frozen_subject,
             frozen_html=issue.frozen_html,
             frozen_text=issue.frozen_text,
             frozen_at=issue.frozen_at,
+            frozen_sender=sender_identity(issue),
+            status_reason="",
             started_at=now,
             finished_at=None,
         )
         if not started:
             return False
         ledger.run_open(issue, user, now)
+        events_record("issue.started", issue_payload(issue))
         dispatch.materialise_later(issue.pk)
     log.info("issue %s: sending started", issue_id)
     return True
 
 
+def sender_identity(issue: Issue) -> dict[str, str]:
+    """Who the issue is from, as its messages say it, frozen with the render so an edit mid-send mixes nothing."""
+    newsletter = issue.newsletter
+    return {
+        "from_name": newsletter.from_name,
+        "from_email": newsletter.from_email,
+        "reply_to": newsletter.reply_to,
+        "postal_address": newsletter.postal_address,
+        "mail_domain": settings.MAIL_DOMAIN,
+    }
+
+
 def send_pause(issue: Issue, reason: str = "") -> bool:
-    """Stop sending within a second: running batches see the status, give back their unsent rows and end."""
-    if not issue.transition_to(Issue.Status.PAUSED):
-        return False
+    """Stop sending within a second: running batches see the status, give back their unsent rows and end. The
+    reason is shown to the editor."""
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        if not issue.transition_to(Issue.Status.PAUSED, status_reason=reason[:1000]):
+            return False
+        events_record("issue.paused", issue_payload(issue, reason=reason))
     log.info("issue %s: paused%s", issue.pk, f" ({reason})" if reason else "")
     return True
 
@@ -59,7 +82,7 @@ def send_pause(issue: Issue, reason: str = "") -> bool:
 def send_resume(issue: Issue) -> bool:
     """Carry on where the send stopped; nobody who got it gets it again."""
     with transaction.atomic():
-        if not issue.transition_to(Issue.Status.SENDING):
+        if not issue.transition_to(Issue.Status.SENDING, from_status=Issue.Status.PAUSED, status_reason=""):
             return False
         ledger.run_beat(issue.pk)
         run = SendRun.objects.filter(pk=issue.pk).first()
@@ -84,12 +107,20 @@ def send_reopen_failed(issue: Issue) -> int | None:
     is fixed. Who got it is never sent it again; suppressed or unsubscribed people are skipped at claim. Returns
     how many rows were reopened, None when the issue was not sent (or changed meanwhile)."""
     with transaction.atomic():
-        if issue.status != Issue.Status.SENT or not issue.transition_to(Issue.Status.SENDING, finished_at=None):
+        if not issue.transition_to(Issue.Status.SENDING, from_status=Issue.Status.SENT, finished_at=None):
             return None
         count = ledger.deliveries_reopen_failed(issue.pk)
         ledger.run_count_resend(issue.pk)
         dispatch.batches_start(issue.pk)
     return count
+
+
+def send_fail(issue_id: int, reason: str) -> bool:
+    """A scheduled issue that cannot start (it no longer renders): failed, with the reason for the editor."""
+    failed = Issue(pk=issue_id).transition_to(Issue.Status.FAILED, status_reason=reason[:1000])
+    if failed:
+        log.error("issue %s: failed: %s", issue_id, reason)
+    return failed
 
 
 def send_finish(issue_id: int) -> bool:
@@ -99,7 +130,10 @@ def send_finish(issue_id: int) -> bool:
         return False
     if ledger.deliveries_open_exist(issue_id):
         return False
-    finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+    with transaction.atomic():  # the webhook event is written with the transition, or neither is
+        finished = Issue(pk=issue_id).transition_to(Issue.Status.SENT, finished_at=timezone.now())
+        if finished:
+            events_record("issue.sent", issue_payload(Issue.objects.select_related("newsletter").get(pk=issue_id)))
     if finished:
         log.info("issue %s: sent", issue_id)
     return finished

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formataddr, formatdate
 from functools import lru_cache
+from html import escape
 
 import dkim
 from django.conf import settings
@@ -26,8 +27,6 @@ from newsletter.services.rendering import RenderedIssue
 from subscribers import links
 
 CRLF = b"\r\n"
-# SMTP allows 998 octets per line; keep room for the values substituted into a line.
-MAX_LINE = 800
 # Slot markers inside the skeleton: context (H html, T text, X header) and name. Never produced by any escaping.
 _SLOT = re.compile(rb"\x00MH([HTX]):([a-z_]+)\x00")
 _PLACEHOLDER_NAMES = {
@@ -36,6 +35,16 @@ _PLACEHOLDER_NAMES = {
     placeholders.NAME: b"name",
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# SMTP allows 998 octets per line (RFC 5321 4.5.3.1.6). Lines are broken to this many octets *as sent*: each
+# marker is counted at the longest value it can take, and two octets stay free for dot-stuffing.
+MAX_LINE_OCTETS = 996
+# A reader's name in the body is cut to this many octets once escaped (a 200-character name of quotes and
+# 4-byte characters would otherwise take a line by itself).
+NAME_MAX_OCTETS = 200
+# In HTML text with no space to break at (CJK, emoji), the break goes inside an empty <wbr> tag: a line end in
+# the middle of a tag is no text, so nothing visible changes.
+_HTML_HARD_BREAK = ("<wbr", ">")
+
 # The dummy subscriber token of test sends: links render, but unsubscribe nobody.
 TEST_TOKEN = "00000000-0000-0000-0000-000000000000"
 
@@ -82,21 +91,87 @@ def _normalise_body(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _wrap_long_lines(text: str, html: bool) -> str:
-    """Break lines longer than MAX_LINE at a space (or, in HTML, between tags) so 8-bit stays within SMTP's limit.
-    Markers contain neither, so a break never splits one."""
-    out = []
+def _wrap_long_lines(text: str, html: bool, marker_octets: dict[str, int]) -> str:
+    """Break every line whose octets as sent would exceed MAX_LINE_OCTETS: at the last space that fits (or, in HTML,
+    between two tags), else at the last character that fits (in HTML inside a <wbr> tag, and never inside a tag,
+    an entity or a marker). Markers are counted at `marker_octets`, the longest value each can take."""
+    out: list[str] = []
+    in_tag = False
     for line in text.split("\n"):
-        while len(line.encode()) > MAX_LINE:
-            cut = line.rfind(" ", 0, MAX_LINE)
-            if cut <= 0 and html:
-                cut = line.rfind("><", 0, MAX_LINE) + 1
+        while True:
+            fit = _fitting_prefix(line, marker_octets)
+            if fit == len(line):
+                break
+            cut, skip, tail_prefix, head_suffix = _break_at(line, fit, html, in_tag)
             if cut <= 0:
-                break  # an unbreakable run (a huge URL): leave it, SMTP servers accept long lines in practice
-            out.append(line[:cut])
-            line = line[cut + (1 if line[cut] == " " else 0) :]
+                break  # an unbreakable run inside a tag (a huge URL): nothing safe to do, leave it
+            head = line[:cut] + head_suffix
+            out.append(head)
+            in_tag = _ends_in_tag(head, in_tag) if html else False
+            line = tail_prefix + line[cut + skip :]
         out.append(line)
+        in_tag = _ends_in_tag(line, in_tag) if html else False
     return "\n".join(out)
+
+
+def _fitting_prefix(line: str, marker_octets: dict[str, int]) -> int:
+    """The longest prefix (in characters) whose octets, markers at their longest, fit a line; never mid-marker."""
+    if len(line) * 4 <= MAX_LINE_OCTETS and "%%MH_" not in line:
+        return len(line)  # the common case: short enough whatever the characters are
+    total, index, length = 0, 0, len(line)
+    while index < length:
+        if line.startswith("%%MH_", index):
+            marker = next((m for m in marker_octets if line.startswith(m, index)), None)
+            if marker is not None:
+                if total + marker_octets[marker] > MAX_LINE_OCTETS:
+                    return index
+                total += marker_octets[marker]
+                index += len(marker)
+                continue
+        octets = len(line[index].encode())
+        if total + octets > MAX_LINE_OCTETS:
+            return index
+        total += octets
+        index += 1
+    return length
+
+
+def _break_at(line: str, fit: int, html: bool, in_tag: bool) -> tuple[int, int, str, str]:
+    """Where to break a line of which `fit` characters fit: (cut, characters dropped, prefix of the rest, suffix of
+    the head). (0, …) when there is no safe place."""
+    space = line.rfind(" ", 0, fit + 1)
+    if space > 0:
+        return space, 1, "", ""
+    if html:
+        between = line.rfind("><", 0, fit)
+        if between >= 0:
+            return between + 1, 0, "", ""
+    room = fit - len(_HTML_HARD_BREAK[0]) if html else fit
+    for cut in range(room, 0, -1):
+        if _safe_hard_break(line, cut, html, in_tag):
+            return (cut, 0, _HTML_HARD_BREAK[1], _HTML_HARD_BREAK[0]) if html else (cut, 0, "", "")
+    return 0, 0, "", ""
+
+
+def _safe_hard_break(line: str, cut: int, html: bool, in_tag: bool) -> bool:
+    before = line[:cut]
+    marker_start = before.rfind("%%MH_")
+    if marker_start >= 0 and "%%" not in line[marker_start + 5 : cut]:
+        return False  # inside a marker
+    if html:
+        if _ends_in_tag(before, in_tag):
+            return False
+        amp = before.rfind("&")
+        if amp >= 0 and ";" not in before[amp:] and len(before) - amp < 12:
+            return False  # inside an entity
+    return True
+
+
+def _ends_in_tag(text: str, in_tag: bool) -> bool:
+    opened, closed = text.rfind("<"), text.rfind(">")
+    if opened == closed == -1:
+        return in_tag
+    return opened > closed
 
 
 def _mark(text: str, context: bytes) -> bytes:
@@ -120,32 +195,37 @@ class Skeleton:
     chunks: list[bytes] = field(default_factory=list)  # fixed bytes, slot bytes interleaved: even = fixed
     slots: list[tuple[bytes, bytes]] = field(default_factory=list)  # (context, name) per odd position
     public_hex: str = ""
+    mail_domain: str = ""
     mailto: str = ""
     text: str = ""  # the render with markers, for backends that take parts rather than bytes
     html: str = ""
+    name_fallback: str = placeholders.NAME_FALLBACK  # the greeting's word for a nameless reader, in its language
 
     def message_id(self, delivery_id: int) -> str:
         """Unique per delivery and stable across a retry, so a receiver can fold the rare duplicate."""
-        return f"<{self.public_hex}.{delivery_id}@{settings.MAIL_DOMAIN}>"
+        return f"<{self.public_hex}.{delivery_id}@{self.mail_domain}>"
 
 
 def skeleton_build(issue: Issue, rendered: RenderedIssue, subject_prefix: str = "") -> Skeleton:
-    """Build the MIME skeleton of `rendered` (normally the issue's frozen render)."""
+    """Build the MIME skeleton of `rendered` (normally the issue's frozen render), from the sender identity frozen
+    with it (the newsletter's current one for a draft's test send)."""
     newsletter = issue.newsletter
+    sender = _sender(issue)
     boundary = f"=_mh_{secrets.token_hex(12)}"
-    text = _wrap_long_lines(_normalise_body(rendered.text), html=False)
-    html = _wrap_long_lines(_normalise_body(rendered.html), html=True)
+    longest = _marker_octets(newsletter.slug)
+    text = _wrap_long_lines(_normalise_body(rendered.text), html=False, marker_octets=longest)
+    html = _wrap_long_lines(_normalise_body(rendered.html), html=True, marker_octets=longest)
     if boundary in text or boundary in html:  # 96 random bits; checked anyway because a clash corrupts the mail
         raise RuntimeError("MIME boundary collision")
-    mail_from = wire_address(newsletter.from_email)
+    mail_from = wire_address(sender["from_email"])
     subject = subject_prefix + rendered.subject
-    list_id = f"{header_safe(newsletter.name)} <{newsletter.slug}.{settings.MAIL_DOMAIN}>"
+    list_id = f"{header_safe(newsletter.name)} <{newsletter.slug}.{sender['mail_domain']}>"
     mailto = app_settings.UNSUBSCRIBE_MAILTO
     head = b"".join(
         [
-            _address_header("From", newsletter.from_name, mail_from),
-            _address_header("Reply-To", newsletter.from_name, wire_address(newsletter.reply_to))
-            if newsletter.reply_to
+            _address_header("From", sender["from_name"], mail_from),
+            _address_header("Reply-To", sender["from_name"], wire_address(sender["reply_to"]))
+            if sender["reply_to"]
             else b"",
             b"To: \x00MHX:to\x00\r\n",
             _header("Subject", subject),
@@ -189,16 +269,52 @@ def skeleton_build(issue: Issue, rendered: RenderedIssue, subject_prefix: str = 
         newsletter_slug=newsletter.slug,
         mail_from=mail_from,
         subject=subject,
-        from_header=formataddr((header_safe(newsletter.from_name), mail_from)),
-        reply_to=newsletter.reply_to,
+        from_header=formataddr((header_safe(sender["from_name"]), mail_from)),
+        reply_to=sender["reply_to"],
         list_id=list_id,
         chunks=chunks,
         slots=slots,
         public_hex=issue.public_id.hex,
+        mail_domain=sender["mail_domain"],
         mailto=mailto,
         text=rendered.text,
         html=rendered.html,
+        name_fallback=placeholders.name_fallback(newsletter.language),
     )
+
+
+def _sender(issue: Issue) -> dict[str, str]:
+    newsletter = issue.newsletter
+    live = {
+        "from_name": newsletter.from_name,
+        "from_email": newsletter.from_email,
+        "reply_to": newsletter.reply_to,
+        "postal_address": newsletter.postal_address,
+        "mail_domain": settings.MAIL_DOMAIN,
+    }
+    return {**live, **(issue.frozen_sender or {})}
+
+
+def _marker_octets(newsletter_slug: str) -> dict[str, int]:
+    """The longest value each body marker can take, in octets: links are as long as a sample's (tokens have a
+    fixed shape; a margin covers a longer timestamp), a name is cut to NAME_MAX_OCTETS."""
+    sample = links.message_links(TEST_TOKEN, newsletter_slug)
+    margin = 16
+    return {
+        placeholders.UNSUBSCRIBE_URL: len(sample.unsubscribe_url.encode()) + margin,
+        placeholders.PREFERENCES_URL: len(sample.preferences_url.encode()) + margin,
+        placeholders.NAME: NAME_MAX_OCTETS,
+    }
+
+
+def _body_name(name: str) -> str:
+    """The name as the body may carry it: at most NAME_MAX_OCTETS once HTML-escaped (the worst case, 6 octets a
+    character, is cheap to rule out for the usual short name)."""
+    if len(name) * 6 <= NAME_MAX_OCTETS:
+        return name
+    while len(escape(name, quote=True).encode()) > NAME_MAX_OCTETS:
+        name = name[: len(name) - max(1, len(name) // 8)]
+    return name
 
 
 _date_cache = threading.local()
@@ -236,7 +352,8 @@ def personalise(skeleton: Skeleton, recipient: Recipient) -> Personalised:
     values = placeholders.PersonalValues(
         unsubscribe_url=personal.unsubscribe_url,
         preferences_url=personal.preferences_url,
-        name=header_safe(recipient.name),
+        name=_body_name(header_safe(recipient.name)),
+        fallback_name=skeleton.name_fallback,
     )
     message_id = skeleton.message_id(recipient.delivery_id)
     html, text = values.for_html(), values.for_text()
@@ -266,8 +383,8 @@ def _to_header(recipient: Recipient) -> str:
     name = header_safe(name)
     if name.isascii():
         return formataddr((name, recipient.email))
-    # Non-ASCII display names are RFC 2047-encoded; formataddr does it (and keeps the line short).
-    return formataddr((name, recipient.email), charset="utf-8")
+    # Non-ASCII display names are RFC 2047-encoded and folded into encoded words of a short line each.
+    return f"{Header(name, 'utf-8', header_name='To').encode(linesep=chr(13) + chr(10))} <{recipient.email}>"
 
 
 # --- DKIM ------------------------------------------------------------------------------------------------------

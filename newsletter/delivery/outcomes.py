@@ -20,11 +20,12 @@ import uuid
 from datetime import timedelta
 
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 from psycopg import pq
 
 from newsletter.conf import app_settings
-from newsletter.delivery import ledger
+from newsletter.delivery import ledger, lifecycle
 from newsletter.delivery.transports import Result
 from newsletter.models import Delivery, Issue
 from subscribers.models import ConsentEvent, Suppression
@@ -92,6 +93,28 @@ class OutcomeWriter:
             error_text=result.text,
         )
 
+    def throttled(self, delivery_id: int, wait: float, reason: str) -> bool:
+        """Not sent because a rate limit said wait: deferred for `wait` seconds, and not an attempt (the one the
+        claim counted is taken back), so throttling can never use up a row's attempts."""
+        if not self.settle():
+            return False
+        now = timezone.now()
+        fields = {"next_attempt_at": now + timedelta(seconds=wait), "error_code": "", "error_text": reason}
+        if self.raw is None:
+            rows = Delivery.objects.filter(pk=delivery_id, claim_token=self.token)
+            return bool(
+                rows.update(status=Delivery.Status.DEFERRED, attempts=F("attempts") - 1, lease_until=None,
+                            updated_at=now, **fields)
+            )  # fmt: skip
+        cursor = self.raw.execute(
+            f"UPDATE {Delivery._meta.db_table} SET status = %s, attempts = attempts - 1, lease_until = NULL, "
+            "next_attempt_at = %s, error_code = %s, error_text = %s, updated_at = %s "
+            "WHERE id = %s AND claim_token = %s",
+            [Delivery.Status.DEFERRED, *fields.values(), now, delivery_id, self.token],
+            prepare=True,
+        )
+        return cursor.rowcount == 1
+
     def failed(self, delivery_id: int, code: str, text: str) -> bool:
         return self._update(delivery_id, status=Delivery.Status.FAILED, error_code=code[:16], error_text=text)
 
@@ -120,6 +143,11 @@ class OutcomeWriter:
         """A hard bounce: the address goes on the suppression list at once."""
         self.settle()
         address_suppress(email, Suppression.Reason.HARD_BOUNCE, ConsentEvent.Source.BOUNCE, detail[:300])
+
+    def pause_issue(self, issue_id: int, reason: str) -> bool:
+        """The issue, not a reader, is refused: pause it with the reason (lifecycle.send_pause)."""
+        self.settle()
+        return lifecycle.send_pause(Issue(pk=issue_id), reason=reason)
 
     def release(self, cancelled: bool = False, reason: str = "") -> int:
         """Give back the claimed rows not yet attempted (ledger.deliveries_release)."""

@@ -12,6 +12,7 @@ import fcntl
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -150,6 +151,10 @@ def tokens_take(buckets: list[Bucket], want: int) -> tuple[int, float]:
     return _store().take(buckets, want)
 
 
+# The longest sleep between two looks at the buckets (and, for a waiting batch, at the issue's status).
+WAIT_SLICE_SECONDS = 1.0
+
+
 class Throttle:
     """A worker's view of the global limits: takes tokens in chunks (a tenth of a second's worth), sleeps when
     the shared buckets are empty. `acquire()` returns False only when `deadline` would pass while waiting."""
@@ -164,9 +169,12 @@ class Throttle:
     def active(self) -> bool:
         return bool(self.buckets)
 
-    def acquire(self, remaining: int, deadline: float) -> bool:
+    def acquire(self, remaining: int, deadline: float, should_stop: Callable[[], bool] | None = None) -> bool:
+        """One token. While waiting for it, `should_stop` (a pause or cancel) is asked once a second of waiting;
+        True ends the wait. Returns False when the wait ended that way or `deadline` would pass."""
         if not self.buckets:
             return True
+        waited = 0.0
         while self.banked <= 0:
             granted, wait = tokens_take(self.buckets, min(self.chunk, max(1, remaining)))
             self.banked += granted
@@ -174,7 +182,13 @@ class Throttle:
                 break
             if time.monotonic() + wait > deadline:
                 return False
-            time.sleep(max(wait, 0.005))
+            pause = min(max(wait, 0.005), WAIT_SLICE_SECONDS)
+            time.sleep(pause)
+            waited += pause
+            if should_stop is not None and waited >= WAIT_SLICE_SECONDS:
+                waited = 0.0
+                if should_stop():
+                    return False
         self.banked -= 1
         return True
 

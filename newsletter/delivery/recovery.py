@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from newsletter import dispatch
 from newsletter.delivery import ledger
-from newsletter.delivery.lifecycle import send_finish, send_start
+from newsletter.delivery.lifecycle import send_fail, send_finish, send_start
 from newsletter.models import Issue, SendRun
 from newsletter.services.rendering import RenderError
 
@@ -46,12 +46,13 @@ def start_due(now: datetime, report: RecoveryReport) -> None:
     """Scheduled issues whose time has come (exactly once: the start is a locked, conditional transition)."""
     for issue_id in Issue.objects.due(now).values_list("id", flat=True):
         try:
-            report.started += send_start(issue_id)
+            # Re-checked under the issue's lock: still scheduled, and due (it may have been unscheduled since).
+            report.started += send_start(issue_id, scheduled=True)
         except RenderError as exc:
-            # Back to draft so it does not fail again every 15 seconds; the editor sees it unscheduled.
-            Issue(pk=issue_id).transition_to(Issue.Status.DRAFT)
+            # Failed, with the reason for the editor, so it does not fail again every 15 seconds.
+            send_fail(issue_id, f"The scheduled send did not start: the issue does not render. {exc}")
             report.render_failed += 1
-            log.error("issue %s: scheduled send blocked, the issue does not render: %s", issue_id, exc)
+            log.error("issue %s: scheduled send failed, the issue does not render: %s", issue_id, exc)
 
 
 def restart_stalled(now: datetime, report: RecoveryReport) -> None:
@@ -59,7 +60,8 @@ def restart_stalled(now: datetime, report: RecoveryReport) -> None:
     stale = now - timedelta(seconds=ledger.lease_seconds())
     for issue_id in Issue.objects.filter(status=Issue.Status.SENDING).values_list("id", flat=True):
         run, _ = SendRun.objects.get_or_create(issue_id=issue_id)
-        if run.heartbeat_at and run.heartbeat_at > stale:
+        woken = run.wake_at is not None and run.wake_at <= now
+        if run.heartbeat_at and run.heartbeat_at > stale and not woken:
             continue  # a batch or a materialise chunk ran within a lease: the send is alive
         if run.materialised_at is None:
             if ledger.run_take_over(run, now):

@@ -22,14 +22,15 @@ def archive_issues(newsletter: Newsletter) -> QuerySet[Issue]:
     )
 
 
-def archive_html(frozen_html: str) -> str:
-    """The frozen email for the web: personal links removed, the reader's name replaced by a neutral word."""
+def archive_html(frozen_html: str, language: str = "") -> str:
+    """The frozen email for the web: personal links removed, the reader's name replaced by a neutral word (in the
+    newsletter's `language`)."""
     html = _PERSONAL_BLOCK.sub("", frozen_html)
     html = _PERSONAL_LINK.sub("", html)
     return placeholders.substitute(
         html,
         {
-            placeholders.NAME: placeholders.NAME_FALLBACK,
+            placeholders.NAME: placeholders.name_fallback(language) if language else placeholders.NAME_FALLBACK,
             placeholders.UNSUBSCRIBE_URL: "",
             placeholders.PREFERENCES_URL: "",
         },

@@ -1,6 +1,6 @@
 """The editor's workflows: keep article HTML clean, order an issue's articles, duplicate an issue, preview it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import transaction
@@ -87,6 +87,7 @@ def issue_preview(issue: Issue, values: PersonalValues) -> Preview:
     """Exactly what a subscriber with `values` receives: the same render (frozen once sending started) and the
     same substitution the sender uses. Raises RenderError."""
     rendered: RenderedIssue = issue_rendered(issue)
+    values = replace(values, fallback_name=placeholders.name_fallback(issue.newsletter.language))
     return Preview(
         subject=rendered.subject,
         html=placeholders.substitute(rendered.html, values.for_html()),

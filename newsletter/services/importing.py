@@ -116,9 +116,30 @@ def _resolve(host: str, port: int) -> list[str]:
     return [info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
 
 
+def url_refusal(url: str, *, allow_private: bool = False) -> str | None:
+    """Why the server must not fetch `url` (a scheme other than http(s), no host, an unknown host, or a host any of
+    whose addresses is loopback, private, link-local, multicast or reserved), or None when it may. Shared by the
+    article importer and outgoing webhooks: one SSRF guard for every request the server makes on a user's behalf."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in URL_SCHEMES:
+        return "only http:// and https:// URLs can be fetched"
+    if not parts.hostname:
+        return "the URL has no host name"
+    if allow_private:
+        return None
+    try:
+        addresses = _resolve(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80))
+    except (OSError, ValueError) as exc:  # unknown host, or a port out of range
+        return f"cannot resolve {parts.hostname!r} ({exc})"
+    for address in addresses:
+        refusal = address_refusal(address)
+        if refusal:
+            return _refusal_text(parts.hostname, "resolves to", refusal)
+    return None
+
+
 def url_check(url: str) -> None:
-    """Refuse a URL the server must not fetch on an editor's behalf: a scheme other than http(s), or a host any of
-    whose addresses is loopback, private, link-local, multicast or reserved (unless
+    """Refuse a URL the server must not fetch on an editor's behalf (see url_refusal; private addresses only with
     IMPORT_ALLOW_PRIVATE_URLS). Raises ImportSourceError saying which and why.
 
     This check gives the editor a clear message before anything is fetched; the connection itself checks the
@@ -129,27 +150,24 @@ def url_check(url: str) -> None:
         raise ImportSourceError(f"Cannot import from {url}: only http:// and https:// URLs can be fetched.")
     if not parts.hostname:
         raise ImportSourceError(f"Cannot import from {url}: the URL has no host name.")
-    if _private_urls_allowed():
-        return
-    try:
-        addresses = _resolve(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80))
-    except (OSError, ValueError) as exc:  # unknown host, or a port out of range
-        raise ImportSourceError(f"Could not fetch {url}: cannot resolve {parts.hostname!r} ({exc})") from exc
-    for address in addresses:
-        refusal = address_refusal(address)
-        if refusal:
-            raise ImportSourceError(
-                f"Refusing to import from {url}: {_refusal_text(parts.hostname, 'resolves to', refusal)}. Only "
-                "feeds on the public internet can be imported by URL; download the file and upload it instead."
-            )
+    refusal = url_refusal(url, allow_private=_private_urls_allowed())
+    if refusal and refusal.startswith("cannot resolve"):
+        raise ImportSourceError(f"Could not fetch {url}: {refusal}")
+    if refusal:
+        raise ImportSourceError(
+            f"Refusing to import from {url}: {refusal}. Only "
+            "feeds on the public internet can be imported by URL; download the file and upload it instead."
+        )
 
 
 class _GuardedConnection(http.client.HTTPConnection):
     """Checks the address the socket actually connected to, before a byte of the request (or TLS) is sent."""
 
+    allow_private: bool | None = None  # None: the importer's setting
+
     def connect(self) -> None:
         super().connect()
-        if _private_urls_allowed():
+        if _private_urls_allowed() if self.allow_private is None else self.allow_private:
             return
         refusal = address_refusal(self.sock.getpeername()[0])
         if refusal:
@@ -161,14 +179,31 @@ class _GuardedHTTPSConnection(http.client.HTTPSConnection, _GuardedConnection):
     """HTTPSConnection.connect calls super().connect(), which is _GuardedConnection's: checked before TLS."""
 
 
+def _guarded(connection_class, allow_private: bool | None):
+    def connect(*args, **kwargs):
+        connection = connection_class(*args, **kwargs)
+        connection.allow_private = allow_private
+        return connection
+
+    return connect
+
+
 class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allow_private: bool | None = None):
+        super().__init__()
+        self.allow_private = allow_private
+
     def http_open(self, req):
-        return self.do_open(_GuardedConnection, req)
+        return self.do_open(_guarded(_GuardedConnection, self.allow_private), req)
 
 
 class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allow_private: bool | None = None):
+        super().__init__()
+        self.allow_private = allow_private
+
     def https_open(self, req):
-        return self.do_open(_GuardedHTTPSConnection, req, context=self._context)
+        return self.do_open(_guarded(_GuardedHTTPSConnection, self.allow_private), req, context=self._context)
 
 
 class _CheckedRedirectHandler(urllib.request.HTTPRedirectHandler):
@@ -177,17 +212,18 @@ class _CheckedRedirectHandler(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    """http(s) only (no file:, ftp: or data: handlers, so a redirect cannot reach them) and no proxy: the guard must
-    see the address it connects to."""
+def guarded_opener(
+    *, allow_private: bool | None = None, follow_redirects: bool = True
+) -> urllib.request.OpenerDirector:
+    """An opener for http(s) only (no file:, ftp: or data: handlers, so a redirect cannot reach them) and no proxy:
+    the guard must see the address it connects to. A connection to a refused address raises UnsafeAddressError
+    (inside urllib's URLError). `allow_private` None follows MASTHEAD["IMPORT_ALLOW_PRIVATE_URLS"]; without
+    `follow_redirects` a 3xx is an HTTPError like any other non-2xx answer."""
     opener = urllib.request.OpenerDirector()
-    for handler in (
-        _GuardedHTTPHandler(),
-        _GuardedHTTPSHandler(),
-        _CheckedRedirectHandler(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPErrorProcessor(),
-    ):
+    handlers = [_GuardedHTTPHandler(allow_private), _GuardedHTTPSHandler(allow_private)]
+    if follow_redirects:
+        handlers.append(_CheckedRedirectHandler())
+    for handler in (*handlers, urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
     return opener
 
@@ -198,7 +234,7 @@ def url_read(url: str) -> bytes:
     url_check(url)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with _opener().open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
+        with guarded_opener().open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
             return response.read(MAX_SOURCE_BYTES + 1)
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, UnsafeAddressError):

@@ -19,7 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 
 from newsletter import placeholders
@@ -151,7 +151,7 @@ def _context(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], v
         "sponsor": sponsor_for(issue),
         "site_url": settings.SITE_URL,
         "site_host": settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0],
-        "lang": (settings.LANGUAGE_CODE or "en").split("-")[0],
+        "lang": newsletter.language or settings.LANGUAGE_CODE,
         "view_url": view_url,
         "unsubscribe_url": placeholders.UNSUBSCRIBE_URL,
         "preferences_url": placeholders.PREFERENCES_URL,
@@ -208,15 +208,19 @@ def _debug_excerpt(info: dict) -> str:
 def issue_mjml(issue: Issue) -> str:
     """The issue's MJML document as the templates fill it, before compiling. The test suite hands it to the
     official `mjml` to validate it and compare that compiler's output with mrml's."""
-    return _render_template(f"email/{issue.newsletter.template or 'default'}/issue.mjml", issue_context(issue))
+    with translation.override(issue.newsletter.language or settings.LANGUAGE_CODE):
+        return _render_template(f"email/{issue.newsletter.template or 'default'}/issue.mjml", issue_context(issue))
 
 
 def render_blocks(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], view_url: str) -> RenderedIssue:
     """Fill and compile the newsletter's layout for these article blocks (no cache)."""
     context = _context(issue, newsletter, blocks, view_url)
     layout = newsletter.template or "default"
-    mjml_source = _render_template(f"email/{layout}/issue.mjml", context)
-    text = _render_template(f"email/{layout}/issue.txt", context)
+    # The layout's fixed words (greeting, headings, footer, dates) in the newsletter's language, whatever the
+    # language of the editor's request or the worker.
+    with translation.override(newsletter.language or settings.LANGUAGE_CODE):
+        mjml_source = _render_template(f"email/{layout}/issue.mjml", context)
+        text = _render_template(f"email/{layout}/issue.txt", context)
     try:
         compiled = compile_mjml(mjml_source)
     except MjmlError as exc:
@@ -252,8 +256,8 @@ def render_fingerprint(issue: Issue, items: list[IssueArticle]) -> str:
         "issue": [issue.pk, issue.updated_at.isoformat() if issue.updated_at else "", issue.subject,
                   issue.preheader, issue.intro, str(issue.public_id), str(issue.scheduled_at), str(issue.started_at)],
         "newsletter": [newsletter.pk, newsletter.name, newsletter.slug, newsletter.postal_address, layout,
-                       newsletter.description, newsletter.accent_colour, newsletter.header_text,
-                       newsletter.footer_text, _image_key(newsletter.logo)],
+                       newsletter.description, newsletter.language, newsletter.accent_colour,
+                       newsletter.header_text, newsletter.footer_text, _image_key(newsletter.logo)],
         "sponsor": [issue.sponsor_name, issue.sponsor_url, issue.sponsor_text, _image_key(issue.sponsor_image)],
         "items": [[i.pk, i.position, i.blurb, i.section, i.article_id, i.article.updated_at.isoformat(),
                    _image_key(i.article.image)] for i in items],

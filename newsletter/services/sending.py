@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -19,12 +19,14 @@ from django.db.models import Count
 from django.utils import timezone
 
 from newsletter import delivery, dispatch
-from newsletter.models import Delivery, Issue, SendRun
+from newsletter.models import Delivery, Issue, SendRun, WorkerHeartbeat
 from newsletter.services.rendering import RenderError, issue_render, issue_rendered
 
 log = logging.getLogger(__name__)
 
 MAX_TEST_ADDRESSES = 5
+# Beat asks every worker for a heartbeat every 30 s: none for a minute means no worker is running.
+WORKER_SEEN_WITHIN = timedelta(minutes=1)
 
 
 class SendError(Exception):
@@ -47,9 +49,9 @@ def issue_recipient_count(issue: Issue) -> int:
 
 def issue_send_now(issue: Issue, user=None) -> None:
     """Send a draft (or a scheduled issue, now instead of later). Raises SendError with the reason otherwise."""
-    if issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED):
-        raise SendError(f"This issue is {issue.get_status_display().lower()}; only a draft or a scheduled issue "
-                        "can be sent.")  # fmt: skip
+    if issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED, Issue.Status.FAILED):
+        raise SendError(f"This issue is {issue.get_status_display().lower()}; only a draft, a scheduled or a "
+                        "failed issue can be sent.")  # fmt: skip
     try:
         started = delivery.send_start(issue.pk, user=user)
     except RenderError as exc:
@@ -128,7 +130,7 @@ def issue_resend_missing(issue: Issue, user=None) -> int:
 def issue_progress(issue: Issue) -> dict:
     """Counts by delivery state (from the rows, not from counters), rate (messages per second over the last few
     seconds, or since the start) and ETA. JSON-ready."""
-    issue.refresh_from_db(fields=["status", "started_at", "finished_at"])
+    issue.refresh_from_db(fields=["status", "status_reason", "started_at", "finished_at"])
     counts = {status: 0 for status in Delivery.Status.values}
     for status, n in Delivery.objects.filter(issue_id=issue.pk).values_list("status").annotate(n=Count("id")):
         counts[status] = n
@@ -156,7 +158,14 @@ def issue_progress(issue: Issue) -> dict:
         "started_at": issue.started_at.isoformat() if issue.started_at else None,
         "finished_at": issue.finished_at.isoformat() if issue.finished_at else None,
         "finished": issue.status in (Issue.Status.SENT, Issue.Status.CANCELLED, Issue.Status.FAILED),
+        "status_reason": issue.status_reason,
+        "workers_seen": workers_seen(),
     }
+
+
+def workers_seen(within: timedelta = WORKER_SEEN_WITHIN) -> bool:
+    """Whether any Celery worker answered beat's heartbeat lately: without one, a send waits."""
+    return WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - within).exists()
 
 
 def _rate(issue: Issue, sent: int) -> float:

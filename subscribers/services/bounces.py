@@ -11,13 +11,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from api.webhooks.outbox import mail_event_notify
 from newsletter import delivery
 from newsletter.conf import app_settings
 from subscribers import dispatch
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression
 
 from .addresses import subscribers_by_address
-from .suppression import address_suppress
+from .suppression import address_canonical, address_suppress
 from .unsubscribe import subscriber_unsubscribe
 
 Kind = MailEvent.Kind
@@ -89,7 +90,9 @@ def mail_event_process(event: MailEvent) -> str:
         sent = delivery.delivery_for_message_id(event.message_id) if event.message_id else None
         subscriber = sent.subscriber if sent else None
         if subscriber is None and event.recipient:
-            subscriber = subscribers_by_address(Subscriber.objects.all(), event.recipient).first()
+            # ESPs report internationalised domains in their ASCII (IDNA) form; subscribers are on file in the
+            # canonical form signup and import store.
+            subscriber = subscribers_by_address(Subscriber.objects.all(), address_canonical(event.recipient)).first()
         event.issue = sent.issue if sent else None
         event.subscriber = subscriber
         address = event.recipient or (subscriber.email if subscriber else "")
@@ -105,6 +108,7 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str) -> str:
     detail = f"{event.esp}: {event.get_kind_display()}"
     if not address:
         return "no address"
+    mail_event_notify(event, address)
     if event.kind == Kind.HARD_BOUNCE:
         address_suppress(address, Suppression.Reason.HARD_BOUNCE, ConsentEvent.Source.WEBHOOK, detail)
         return "suppressed (hard bounce)"

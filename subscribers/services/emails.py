@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from newsletter import delivery
 from subscribers import links
 from subscribers.models import Subscriber, Subscription
 from subscribers.tokens import MAX_AGE, Purpose
@@ -41,7 +42,7 @@ def _send(subscriber: Subscriber, subject: str, template: str, context: dict, fr
         headers={"Auto-Submitted": "auto-generated"},
     )
     message.attach_alternative(render_to_string(f"subscribers/email/{template}.html", context), "text/html")
-    message.send()
+    delivery.transactional_send(message)  # the issues' transport settings: TLS verification, DKIM
 
 
 def _newsletter_from(newsletter) -> str:

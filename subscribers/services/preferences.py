@@ -48,7 +48,9 @@ def subscriber_preferences_update(
     suppressed = subscriber.status == Subscriber.Status.SUPPRESSED
     added = [] if suppressed else [pk for pk in wanted if pk not in current]
     for pk in added:
-        subscription, created = Subscription.objects.get_or_create(subscriber=subscriber, newsletter_id=pk)
+        subscription, created = Subscription.objects.get_or_create(
+            subscriber=subscriber, newsletter_id=pk, defaults={"status": Subscription.Status.ACTIVE}
+        )
         if not created:
             subscription.status = Subscription.Status.ACTIVE
             subscription.save(update_fields=["status", "updated_at"])

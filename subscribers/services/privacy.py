@@ -3,12 +3,14 @@
 from django.db import transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record
 from newsletter import delivery
 from newsletter.models import Delivery
 from subscribers import dispatch
-from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression, email_hash
+from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression
 
 from .ledger import consent_record
+from .suppression import address_canonical, suppression_add
 
 
 def _iso(value) -> str | None:
@@ -86,8 +88,8 @@ def subscriber_erase(subscriber: Subscriber, source: str = ConsentEvent.Source.L
     # An issue being sent stops for them now (before the subscriber lock: the sender's lock order).
     delivery.subscriber_withdraw(subscriber.pk, reason="erased")
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-    digest = email_hash(subscriber.email)
-    Suppression.objects.get_or_create(email_hash=digest, defaults={"reason": Suppression.Reason.ERASED})
+    entry, _ = suppression_add(address_canonical(subscriber.email), Suppression.Reason.ERASED)
+    digest = entry.email_hash
     # SMTP replies quote the address; the rest of a delivery (issue, status, time) is kept for the issue's counts.
     delivery.subscriber_forget(subscriber.pk)
     MailEvent.objects.filter(subscriber=subscriber).update(recipient="", description="", subscriber=None)
@@ -97,5 +99,6 @@ def subscriber_erase(subscriber: Subscriber, source: str = ConsentEvent.Source.L
     reference = f"suppression {digest[:16]}"
     subscriber.consent_events.update(subscriber=None, detail=reference)
     consent_record(None, ConsentEvent.Kind.ERASE, source, detail=(detail + " " if detail else "") + reference)
+    events_record("subscriber.erased", {"id": subscriber.pk, "email_hash": digest}, subscriber_id=subscriber.pk)
     subscriber.delete()
     return digest

@@ -15,12 +15,14 @@ from enum import StrEnum
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from api.webhooks.outbox import events_record, subscriber_payload
 from newsletter.conf import app_settings
 from subscribers import dispatch
-from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
+from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
 
 from .addresses import address_normalise, name_clean, subscribers_by_address
 from .ledger import RequestMeta, consent_record
+from .suppression import suppression_find
 
 
 class SignupOutcome(StrEnum):
@@ -69,9 +71,10 @@ def subscriber_signup(
 ) -> SignupOutcome:
     """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
 
-    New, pending and unsubscribed people become pending with an active subscription (not mailable until they confirm).
-    An active subscriber is never changed by an anonymous form: asking for another newsletter sends a confirmation link
-    for it, asking for one they already get sends a short reminder. Emails go out after commit through Celery, at most
+    New, pending and unsubscribed people become pending with a pending subscription to `newsletter`: nothing is
+    mailed until they confirm that newsletter, and confirming another one never activates it. An active subscriber
+    is never changed by an anonymous form: asking for another newsletter sends a confirmation link that adds just
+    that one, asking for one they already get sends a short reminder. Emails go out after commit through Celery, at most
     one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES, written in `language` (the signup page's; kept on the
     subscriber, except an active one's, which the form can't change). Raises InvalidAddress for a malformed address
     (forms validate first, so a view never sees it).
@@ -79,7 +82,7 @@ def subscriber_signup(
 
     email = address_normalise(email)
     name = name_clean(name)
-    suppression = Suppression.objects.filter(email_hash=email_hash(email)).first()
+    suppression = suppression_find(email)
     if suppression and suppression.reason != Suppression.Reason.ERASED:
         return SignupOutcome.REFUSED
 
@@ -94,16 +97,25 @@ def subscriber_signup(
         changed = not already_subscribed
         outcome = SignupOutcome.REMINDER_SENT if already_subscribed else SignupOutcome.CONFIRMATION_SENT
     else:
-        changed = created or not already_subscribed or subscriber.status == Subscriber.Status.UNSUBSCRIBED
+        changed = (
+            created
+            or subscription is None
+            or subscription.status == Subscription.Status.UNSUBSCRIBED
+            or subscriber.status == Subscriber.Status.UNSUBSCRIBED
+        )
         if not created and name:
             subscriber.name = name
         if language:
             subscriber.language = language[:16]
         subscriber.status = Subscriber.Status.PENDING
+        # Pending until the owner confirms this newsletter (confirmation.subscriber_confirm): consent is specific,
+        # so confirming another newsletter later never activates this one.
         if subscription is None:
-            Subscription.objects.create(subscriber=subscriber, newsletter=newsletter)
-        elif not already_subscribed:
-            subscription.status = Subscription.Status.ACTIVE
+            Subscription.objects.create(
+                subscriber=subscriber, newsletter=newsletter, status=Subscription.Status.PENDING
+            )
+        elif subscription.status == Subscription.Status.UNSUBSCRIBED:
+            subscription.status = Subscription.Status.PENDING
             subscription.save(update_fields=["status", "updated_at"])
         outcome = SignupOutcome.CONFIRMATION_SENT
 
@@ -120,6 +132,12 @@ def subscriber_signup(
     if not _claim_email_slot(subscriber):
         outcome = SignupOutcome.THROTTLED
     subscriber.save()
+    if created:
+        events_record(
+            "subscriber.created",
+            subscriber_payload(subscriber, newsletter=newsletter.slug),
+            subscriber_id=subscriber.pk,
+        )
     if outcome != SignupOutcome.THROTTLED:
         dispatch.confirmation_send_later(subscriber.pk, newsletter.pk)
     return outcome

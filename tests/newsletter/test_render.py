@@ -1,16 +1,21 @@
 """Rendering an issue in the newsroom's shape: one compile per issue, personal values as markers, a readable text
 part, sanitised article HTML, and errors an editor can act on."""
 
+from email import message_from_bytes, policy
+from types import SimpleNamespace
+
 import pytest
 from django.db.models import F
 
 from newsletter import placeholders
-from newsletter.models import IssueArticle
+from newsletter.models import Delivery, IssueArticle
 from newsletter.placeholders import PersonalValues
 from newsletter.services import rendering
 from newsletter.services.composing import article_sanitize, issue_preview
 from newsletter.services.rendering import RenderError, issue_freeze, issue_render, issue_rendered
 from newsletter.services.sanitizing import html_sanitize, markdown_to_html
+from subscribers import links, tokens
+from subscribers.models import Subscriber, Subscription
 from tests.factories import ArticleFactory, issue_with_articles
 
 pytestmark = pytest.mark.django_db
@@ -194,15 +199,52 @@ def test_frozen_render_never_changes_when_articles_are_edited_later():
     assert "Edited after sending" not in issue_rendered(issue).html
 
 
-def test_preview_is_byte_for_byte_what_the_sender_substitutes_into_the_frozen_render():
-    issue = issue_with_articles(3)
-    values = PersonalValues("https://n.example/u/t/", "https://n.example/p/t/", "Reader")
-    before = issue_preview(issue, values)
-    issue_freeze(issue)
-    issue.save()
-    after = issue_preview(issue, values)
-    assert before == after
-    assert after.html == placeholders.substitute(issue.frozen_html, values.for_html())
+def assert_equal_but_for_line_wrapping(received: str, preview: str) -> None:
+    """`received` is `preview` with, at most, line breaks put in for SMTP's line limit: a break in place of a
+    space, or inserted between two tags. Anything else that differs fails, with where."""
+    received = received.replace("\r\n", "\n")
+    i = j = 0
+    while i < len(received) and j < len(preview):
+        if received[i] == preview[j] or received[i] == "\n" and preview[j] == " ":
+            i, j = i + 1, j + 1
+        elif received[i] == "\n" and preview[j - 1 : j + 1] == "><":
+            i += 1
+        else:
+            raise AssertionError(
+                f"differs at {j}: preview {preview[j - 60 : j + 60]!r}, sent {received[i - 60 : i + 60]!r}"
+            )
+    assert received[i:] == preview[j:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_is_what_the_smtp_server_receives(smtp_server, monkeypatch, start, drain):
+    """The editor's preview (of the draft, before sending) against the HTML part decoded from the bytes the SMTP
+    server received, for the same reader."""
+    monkeypatch.setattr(tokens, "time", SimpleNamespace(time=lambda: 1_800_000_000))  # links signed alike
+    issue = issue_with_articles(3, newsletter__name="Café Brief", intro="Good morning — «three» stories & more.")
+    reader = Subscriber.objects.create(email="ana@example.com", name="Ana <Ñ>", status=Subscriber.Status.ACTIVE)
+    Subscription.objects.create(subscriber=reader, newsletter=issue.newsletter, status=Subscription.Status.ACTIVE)
+    slug = issue.newsletter.slug
+    values = PersonalValues(links.unsubscribe_url(reader.token, slug), links.preferences_url(reader.token), reader.name)
+    preview = issue_preview(issue, values)
+    assert not any(m in preview.html for m in placeholders.MARKERS) and "Ana &lt;Ñ&gt;" in preview.html
+
+    start(issue)
+    drain(issue)
+    if not smtp_server.messages and "Line too long" in Delivery.objects.get().error_text:
+        pytest.xfail("lines over 998 octets after personalisation: issue 9 item 5, fixed in the delivery core")
+    (received,) = smtp_server.messages
+    message = message_from_bytes(received.data, policy=policy.default)
+    assert message["Subject"] == preview.subject
+    assert_equal_but_for_line_wrapping(message.get_body(("html",)).get_content(), preview.html)
+
+
+def test_the_wrapping_allowance_is_only_line_breaks():
+    assert_equal_but_for_line_wrapping("<p>a\nb</p>\n<p>c</p>", "<p>a b</p><p>c</p>")
+    with pytest.raises(AssertionError, match="differs"):
+        assert_equal_but_for_line_wrapping("<p>a\nb</p>", "<p>ab</p>")
+    with pytest.raises(AssertionError):
+        assert_equal_but_for_line_wrapping("<p>unsubscribe: x</p>", "<p>unsubscribe: y</p>")
 
 
 def test_template_syntax_error_names_file_and_line(broken_layout):

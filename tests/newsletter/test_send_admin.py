@@ -1,13 +1,16 @@
 """The admin's sending controls: GET renders, POST changes, and only with the send permission (tests excepted)."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 
 from newsletter import delivery
-from newsletter.models import Delivery, Issue
+from newsletter.models import Delivery, Issue, WorkerHeartbeat
 from newsletter.services import sending
 from tests.factories import issue_to_send, subscribers_bulk
 
@@ -121,3 +124,27 @@ def test_send_issue_command_controls_and_prints_progress(capsys, django_capture_
         call_command("send_issue", 999999)
     issue.refresh_from_db()
     assert issue.status == Issue.Status.CANCELLED and sending.issue_progress(issue)["finished"]
+
+
+@pytest.mark.django_db
+def test_the_send_page_warns_when_no_worker_was_seen_for_a_minute(client):
+    issue = issue_to_send()
+    client.force_login(editor(send=True))
+    assert 'data-testid="no-worker"' in client.get(url("send", issue)).content.decode()
+    WorkerHeartbeat.objects.create(hostname="old@box", seen_at=timezone.now() - timedelta(minutes=2))
+    assert 'data-testid="no-worker"' in client.get(url("send", issue)).content.decode()
+    WorkerHeartbeat.objects.create(hostname="live@box", seen_at=timezone.now())
+    page = client.get(url("send", issue)).content.decode()
+    assert 'data-testid="no-worker"' not in page
+    assert client.get(url("progress_json", issue)).json()["workers_seen"] is True
+
+
+@pytest.mark.django_db
+def test_the_reason_of_a_pause_or_failure_is_shown_to_the_editor(client):
+    issue = issue_to_send()
+    Issue.objects.filter(pk=issue.pk).update(
+        status=Issue.Status.PAUSED, frozen_at=timezone.now(), status_reason="SMTP 500 Line too long"
+    )
+    client.force_login(editor(send=True))
+    for page in ("send", "progress"):
+        assert "SMTP 500 Line too long" in client.get(url(page, issue)).content.decode()

@@ -22,11 +22,17 @@ CATALOGUE = ROOT / "locale" / "es" / "LC_MESSAGES"
 # Pages and emails a reader sees (devmail.html is the developer's mail catcher, in English on purpose).
 READER_TEMPLATES = [
     p
-    for folder in ("templates/subscribers", "templates/site")
+    for folder in ("templates/subscribers", "templates/site", "templates/email", "templates/newsletter")
     for p in sorted((ROOT / folder).rglob("*"))
     if p.suffix in {".html", ".txt"} and p.name != "devmail.html"
 ]
-READER_MODULES = ["subscribers/forms.py", "subscribers/views.py", "subscribers/services/emails.py"]
+READER_MODULES = [
+    "subscribers/forms.py",
+    "subscribers/views.py",
+    "subscribers/services/emails.py",
+    "newsletter/placeholders.py",
+    "newsletter/feeds.py",
+]
 GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy"}
 
 

@@ -4,6 +4,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
 from subscribers.services.importing import subscribers_import
@@ -155,3 +156,18 @@ def test_address_fast_path_agrees_with_email_validator(raw):
     except InvalidAddress:
         got = None
     assert got == expected
+
+
+def test_a_bulk_import_leaves_the_planner_statistics_fresh(newsletter, require):
+    """A send pressed right after an import plans on the list as it now is: the import analyses what it grew
+    (pg_class.reltuples is what ANALYZE sets; autovacuum would not have come by yet)."""
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://…)")
+    rows = "email\n" + "".join(f"bulk{n}@example.com\n" for n in range(1500))
+    assert run(rows, newsletter).imported == 1500
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN (%s, %s)",
+            [Subscriber._meta.db_table, Subscription._meta.db_table],
+        )
+        tuples = dict(cursor.fetchall())
+    assert tuples == {Subscriber._meta.db_table: 1500, Subscription._meta.db_table: 1500}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .base import SENT, Outcome, Result, Transport, TransportError, classify
+from .base import SENT, Outcome, Result, Scope, Transport, TransportError, classify
 from .django_backend import DjangoBackendTransport
 from .smtp import SMTP_BACKEND, SmtpTransport, tls_context
 
@@ -22,6 +22,7 @@ __all__ = [
     "DjangoBackendTransport",
     "Outcome",
     "Result",
+    "Scope",
     "SmtpTransport",
     "Transport",
     "TransportError",

@@ -19,6 +19,14 @@ class Outcome(StrEnum):
     FAILED = "failed"  # permanent (5xx)
 
 
+class Scope(StrEnum):
+    """What a refusal is about, so one reader's problem stays that reader's and an issue-wide one stops the issue."""
+
+    RECIPIENT = "recipient"  # this address (RCPT), or a reply that names nothing else
+    MESSAGE = "message"  # this message's content (the reply to DATA): if every message gets it, the issue does
+    SENDER = "sender"  # us: our envelope sender or our account (MAIL FROM 5xx, an ESP's 401/403): every message
+
+
 @dataclass(frozen=True)
 class Result:
     """One recipient's result: the outcome, the server's words, and what follows from them."""
@@ -29,25 +37,26 @@ class Result:
     hard_bounce: bool = False  # the address itself is bad: suppress it
     connection_lost: bool = False  # the transport must reconnect before the next message
     provider_id: str = ""  # an ESP's own message id (webhooks report by it); SMTP has only our Message-ID
+    scope: Scope = Scope.RECIPIENT
 
 
 SENT = Result(Outcome.SENT)
 
 
-def classify(code: int, text: bytes | str, about_address: bool = True) -> Result:
-    """4xx: try again later. 5xx: permanent; a hard bounce only when the reply is about the address
-    (`about_address`: a RCPT reply, not MAIL FROM or DATA) and blames it (RFC 3463 5.1.x, or 550/551/553 without an
-    enhanced code), not when it blames content or policy (5.7.x)."""
+def classify(code: int, text: bytes | str, scope: Scope = Scope.RECIPIENT) -> Result:
+    """4xx: try again later. 5xx: permanent; a hard bounce only when the reply is about the address (a RCPT reply)
+    and blames it (RFC 3463 5.1.x, or 550/551/553 without an enhanced code), not when it blames content or policy
+    (5.7.x). `scope` says what the reply was to: the recipient, the message (DATA) or the sender (MAIL FROM)."""
     message = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
     message = message.replace("\r", " ").replace("\n", " ")[:1000]
     if 400 <= code < 500:
         return Result(Outcome.DEFERRED, str(code), message)
     enhanced = message.split(" ", 1)[0]
     hard = enhanced.startswith("5.1.") or (not enhanced[:1].isdigit() and code in (550, 551, 553))
-    return Result(Outcome.FAILED, str(code), message, hard_bounce=about_address and hard)
+    return Result(Outcome.FAILED, str(code), message, hard_bounce=scope == Scope.RECIPIENT and hard, scope=scope)
 
 
-class TransportError(Exception):
+class TransportError(ConnectionError):
     """The transport could not be opened (refused, TLS failure, bad credentials): the batch is deferred."""
 
 

@@ -14,7 +14,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from newsletter import placeholders
 from newsletter.delivery.messages import Personalised, Recipient, Skeleton
 
-from .base import Outcome, Result, TransportError
+from .base import Outcome, Result, Scope, TransportError
 
 # anymail's per-recipient statuses that mean the ESP will never deliver to this address.
 REFUSED_STATUSES = ("rejected", "invalid")
@@ -59,7 +59,9 @@ class DjangoBackendTransport:
         if status is not None and status.recipients:
             result = next(iter(status.recipients.values()))
             if result.status in REFUSED_STATUSES:
-                return Result(Outcome.FAILED, result.status, f"{settings.EMAIL_BACKEND}: {result.status}")
+                # The ESP will never deliver to this address (its own suppression list, or malformed): suppress it.
+                text = f"{settings.EMAIL_BACKEND}: {result.status}"
+                return Result(Outcome.FAILED, result.status, text, hard_bounce=True)
             return Result(Outcome.SENT, provider_id=str(result.message_id or "")[:255])
         return Result(Outcome.SENT) if sent else Result(Outcome.DEFERRED, "", "backend reported nothing sent")
 
@@ -71,12 +73,15 @@ class DjangoBackendTransport:
 
 
 def backend_error(exc: Exception) -> Result:
-    """What a backend's exception means for this recipient: refused (failed), a client error of the ESP's API that
-    retrying cannot fix (failed), anything else (deferred, reconnect)."""
+    """What a backend's exception means for this recipient: refused (failed, suppressed), our account refused (401,
+    403: the API key or the account; every message would fail, so the issue pauses), a client error of the ESP's
+    API that retrying cannot fix (failed), anything else (deferred, reconnect)."""
     text = str(exc)[:1000]
     if isinstance(exc, AnymailRecipientsRefused):
-        return Result(Outcome.FAILED, "refused", text)
+        return Result(Outcome.FAILED, "refused", text, hard_bounce=True)
     code = exc.status_code if isinstance(exc, AnymailError) else getattr(exc, "status_code", None)
+    if code in (401, 403):
+        return Result(Outcome.FAILED, str(code), text, scope=Scope.SENDER)
     if isinstance(code, int) and 400 <= code < 500 and code not in (408, 429):
         return Result(Outcome.FAILED, str(code), text)
     return Result(Outcome.DEFERRED, str(code or ""), f"{type(exc).__name__}: {exc}"[:1000], connection_lost=True)

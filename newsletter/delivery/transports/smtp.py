@@ -14,7 +14,7 @@ from django.conf import settings
 from newsletter.conf import app_settings
 from newsletter.delivery.messages import Personalised, Recipient, Skeleton
 
-from .base import SENT, Outcome, Result, TransportError, classify
+from .base import SENT, Outcome, Result, Scope, TransportError, classify
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -94,18 +94,34 @@ class SmtpTransport:
             smtp.getreply()
         if mail[0] != 250:
             smtp.rset()
-            return classify(*mail, about_address=False)  # the sender refused: not the address
+            return classify(*mail, scope=Scope.SENDER)  # the sender refused: not the address
         if rcpt_reply[0] not in (250, 251):
             smtp.rset()
             return classify(*rcpt_reply)
         if data_reply[0] != 354:
             smtp.rset()
-            return classify(*data_reply, about_address=False)
+            return classify(*data_reply, scope=Scope.MESSAGE)
         smtp.send(data + b".\r\n" if data.endswith(b"\r\n") else data + b"\r\n.\r\n")
         code, text = smtp.getreply()
         if code != 250:
-            return classify(code, text, about_address=False)  # content refused, not the address
+            return classify(code, text, scope=Scope.MESSAGE)  # content refused, not the address
         return SENT
+
+    def send_bytes(self, mail_from: str, recipients: list[str], data: bytes) -> None:
+        """One transactional message (not an issue): raises TransportError (a ConnectionError: worth retrying) when
+        the server is unreachable or says try later, smtplib.SMTPResponseException when it refuses for good."""
+        if self.smtp is None:
+            self.open()
+        for rcpt in recipients:
+            try:
+                result = self._transaction(mail_from, rcpt, data)
+            except (OSError, smtplib.SMTPException) as exc:
+                self.close()
+                raise TransportError(f"SMTP {settings.EMAIL_HOST}:{settings.EMAIL_PORT}: {exc}") from exc
+            if result.outcome == Outcome.DEFERRED:
+                raise TransportError(f"{result.code} {result.text}")
+            if result.outcome == Outcome.FAILED:
+                raise smtplib.SMTPResponseException(int(result.code), result.text)
 
     def close(self) -> None:
         if self.smtp is not None:

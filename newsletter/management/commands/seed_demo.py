@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.html import escape
@@ -8,13 +7,12 @@ from django.utils.html import escape
 from newsletter import demo_content
 from newsletter.demo_images import demo_logo, demo_picture
 from newsletter.models import Article, Issue, IssueArticle, Newsletter
+from newsletter.roles import roles_ensure
 from newsletter.services.images import image_upload
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "masthead-demo"  # local demo only: printed on purpose, never created when DEBUG is off
-EDITORS_GROUP = "Editors"
-SENDERS_GROUP = "Senders"
 
 
 def _paragraphs(paragraphs: list[str]) -> str:
@@ -60,7 +58,7 @@ class Command(BaseCommand):
             )
 
         self._readers(newsletter)
-        self._groups()
+        roles_ensure()  # the migration made them; kept in step with newsletter/roles.py
         if no_admin:
             pass
         elif settings.DEBUG:
@@ -81,7 +79,9 @@ class Command(BaseCommand):
                 defaults={"name": f"Reader {n}", "status": Subscriber.Status.ACTIVE, "source": "import"},
             )
             if created:
-                Subscription.objects.create(subscriber=subscriber, newsletter=newsletter)
+                Subscription.objects.create(
+                    subscriber=subscriber, newsletter=newsletter, status=Subscription.Status.ACTIVE
+                )
                 ConsentEvent.objects.create(
                     subscriber=subscriber,
                     newsletter=newsletter,
@@ -89,18 +89,6 @@ class Command(BaseCommand):
                     source=ConsentEvent.Source.IMPORT,
                     detail="demo seed",
                 )
-
-    def _groups(self) -> None:
-        """Editors compose, preview and test; Senders may also schedule and send."""
-        editor_codenames = [
-            f"{action}_{model}"
-            for model in ("article", "issue", "issuearticle", "newsletter", "image")
-            for action in ("add", "change", "view")
-        ] + ["view_delivery", "view_subscriber"]
-        editors, _ = Group.objects.get_or_create(name=EDITORS_GROUP)
-        editors.permissions.set(Permission.objects.filter(codename__in=editor_codenames))
-        senders, _ = Group.objects.get_or_create(name=SENDERS_GROUP)
-        senders.permissions.set(Permission.objects.filter(codename__in=[*editor_codenames, "send_issue"]))
 
     def _admin(self) -> None:
         User = get_user_model()

@@ -10,8 +10,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from newsletter.models import Delivery
-from tests.factories import issue_to_send, subscribers_bulk
+from newsletter import delivery
+from newsletter.models import Article, Delivery
+from subscribers.models import Subscriber
+from subscribers.services.emails import confirmation_send
+from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory, issue_to_send, subscribers_bulk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,3 +77,29 @@ def test_a_message_changed_in_transit_fails_verification(smtp_server, dkim_key, 
     one_click = re.search(rb"<(https?://[^>]+/one-click/)>", data).group(1)
     assert not dkim.verify(data.replace(one_click, b"https://evil.example.net/u/x/one-click/"), dnsfunc=dkim_key)
     assert not dkim.verify(data.replace(b"Watch the vote.", b"Ignore the vote."), dnsfunc=dkim_key)
+
+
+def test_confirmation_and_test_emails_are_signed_too(smtp_server, dkim_key):
+    newsletter = NewsletterFactory(slug="daily-brief", from_email="brief@news.example.org")
+    reader = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
+    SubscriptionFactory(subscriber=reader, newsletter=newsletter)
+    confirmation_send(reader, newsletter)
+    issue = issue_to_send()
+    assert delivery.proof_send(issue.pk, ["editor@news.example.org"]) == {"editor@news.example.org": "sent"}
+    assert len(smtp_server.messages) == 2
+    for received in smtp_server.messages:
+        assert b"DKIM-Signature:" in received.data
+        assert dkim.verify(received.data, dnsfunc=dkim_key), received.data[:400]
+
+
+def test_dkim_stays_valid_on_long_lines_of_any_script_after_a_relay(smtp_server, dkim_key, settings, drain, start):
+    settings.SITE_URL = "https://newsletters.harbour-city-chronicle.example.org/" + "regional-editions/" * 20
+    issue = issue_to_send()
+    Article.objects.filter(issue_items__issue=issue).update(body_html="<p>" + "新聞速報市議会予算案可決" * 400 + "</p>")
+    subscribers_bulk(issue.newsletter, 3)
+    start(issue)
+    drain(issue)
+    assert len(smtp_server.messages) == 3  # a strict server: no line over 998 octets
+    for received in smtp_server.messages:
+        assert max(len(line) for line in received.data.split(b"\r\n")) <= 998
+        assert dkim.verify(received.data, dnsfunc=dkim_key)

@@ -14,7 +14,9 @@ from cryptography.x509.oid import NameOID
 from newsletter import delivery
 from newsletter.delivery.transports import tls_context
 from newsletter.models import Delivery
-from tests.factories import issue_to_send, subscribers_bulk
+from subscribers.models import Subscriber
+from subscribers.services.emails import confirmation_send, export_link_send
+from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory, issue_to_send, subscribers_bulk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -155,3 +157,26 @@ def test_the_explicit_opt_out_sends_to_a_local_relay_with_a_self_signed_certific
     start(issue)
     drain(issue)
     assert counts(issue)["sent"] == 2 and all(encrypted for _, encrypted in server.mails)
+
+
+def test_confirmation_and_export_emails_use_the_same_tls_settings_as_issues(tls_server, settings):
+    """Transactional email goes through the issue transport: the private CA in SMTP_TLS_CA_FILE is trusted for it
+    too (Django's own SMTP backend would check only the system CAs and refuse this relay)."""
+    server = tls_server()
+    settings.MASTHEAD = {**settings.MASTHEAD, "SMTP_TLS_CA_FILE": str(server.cert)}
+    newsletter = NewsletterFactory(slug="daily-brief")
+    reader = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
+    SubscriptionFactory(subscriber=reader, newsletter=newsletter)
+    assert confirmation_send(reader, newsletter) == "confirm"
+    export_link_send(reader)
+    assert len(server.messages) == 2 and all(encrypted for _, encrypted in server.mails)
+    assert {tuple(m.rcpt_tos) for m in server.messages} == {(reader.email,)}
+
+
+def test_transactional_email_refuses_an_unverified_relay(tls_server):
+    tls_server()
+    newsletter = NewsletterFactory(slug="daily-brief")
+    reader = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
+    SubscriptionFactory(subscriber=reader, newsletter=newsletter)
+    with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):  # retried by the task, never plaintext
+        confirmation_send(reader, newsletter)

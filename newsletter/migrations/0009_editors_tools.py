@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0004_sendrun_heartbeat_at'),
+        ('newsletter', '0008_send_wake_frozen_sender_status_reason'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
