@@ -187,7 +187,7 @@ class NewsletterAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["logo"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "description", "archive_public"]}),
+        (None, {"fields": ["name", "slug", "description", "language", "archive_public"]}),
         (_("Sender"), {"fields": ["from_name", "from_email", "reply_to"]}),
         (_("Look"), {"fields": ["template", "logo", "logo_upload", "accent_colour", "header_text", "footer_text"]}),
         (_("Legal"), {"fields": ["postal_address"]}),
