@@ -13,7 +13,7 @@ SENDERS_GROUP = "Senders"
 EDITOR_PERMISSIONS = [
     *(
         f"{action}_{model}"
-        for model in ("article", "issue", "issuearticle", "newsletter", "image")
+        for model in ("article", "issue", "issuearticle", "newsletter")
         for action in ("add", "change", "view")
     ),
     "view_delivery",
