@@ -102,6 +102,11 @@ class MastheadSettings:
     BOUNCE_IMAP_URL = Setting("", str, "imaps://user:password@host/INBOX for `manage.py fetch_bounces`")
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
+    # Images: emails need absolute URLs, so MEDIA_URL is joined to this host unless the storage already gives
+    # absolute ones (an S3 bucket, a CDN custom domain).
+    MEDIA_HOST = Setting("", str, "host put before MEDIA_URL in emails", lambda: settings.SITE_URL)
+    SERVE_MEDIA = Setting(True, bool, "the app serves MEDIA_URL itself; false when a proxy or the store does")
+    IMAGE_MAX_UPLOAD_MB = Setting(20, int, "largest image upload accepted")
     # REST API (/api/v1/) and outgoing webhooks
     API_RATE_PER_TOKEN = Setting("600/m", str, "API requests per token (a django-ratelimit rate)")
     API_AUTH_FAILURES_PER_IP = Setting("30/m", str, "failed API authentications per client IP")
