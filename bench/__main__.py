@@ -1,5 +1,5 @@
-"""`make bench` → `python -m bench [send|render|import|api] [options]`. `send` (the default) is the delivery
-benchmark; `api` measures the REST API and webhook delivery."""
+"""`make bench` → `python -m bench [send|render|import|api|inbound] [options]`. `send` (the default) is the delivery
+benchmark; `api` measures the REST API and webhook delivery; `inbound` the bounce doors."""
 
 import importlib
 import sys
@@ -10,6 +10,7 @@ COMMANDS = {
     "import": "bench.import_subscribers",
     "outcomes": "bench.outcomes",
     "api": "bench.api",
+    "inbound": "bench.inbound",
 }
 
 

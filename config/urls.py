@@ -21,6 +21,11 @@ urlpatterns = [
     path("", include("subscribers.urls")),
 ]
 
+if app_settings.SERVE_MEDIA and not settings.MEDIA_URL.startswith(("http://", "https://")):
+    from newsletter.media import media_file
+
+    urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media")]
+
 if settings.DEBUG:
     from newsletter import devmail
 

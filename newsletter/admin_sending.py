@@ -22,6 +22,7 @@ from django.utils.html import format_html
 
 from .models import Issue
 from .services import sending
+from .services.composing import issue_checklist
 
 SEND_PERMISSION = "newsletter.send_issue"
 
@@ -164,6 +165,7 @@ class IssueSendingAdminMixin:
             timezone_name=timezone.get_current_timezone_name(),
             user_email=getattr(request.user, "email", ""),
             progress=sending.issue_progress(issue),
+            checklist=issue_checklist(issue) if issue.status in (Issue.Status.DRAFT, Issue.Status.SCHEDULED) else None,
         )
         return TemplateResponse(request, self.send_confirm_template, context)
 
@@ -210,6 +212,11 @@ class IssueSendingAdminMixin:
             when = None
         if when is None:
             messages.error(request, f"“{raw}” is not a date and time (expected e.g. 2026-05-04T06:00).")
+            return HttpResponseRedirect(self._url("send", issue))
+        if (checklist := issue_checklist(issue)).blocked:
+            # The start would refuse it at the scheduled time anyway; say so now, not at 6 a.m.
+            problems = "; ".join(item.problem or item.label for item in checklist.blocking_items)
+            messages.error(request, f"Not scheduled: the pre-send checklist found {problems}.")
             return HttpResponseRedirect(self._url("send", issue))
         return self._done(
             request,

@@ -55,7 +55,8 @@ class Setting(Generic[T]):
 class MastheadSettings:
     # Sending
     SEND_BATCH_SIZE = Setting(200, int, "rows a worker claims per batch")
-    SEND_LEASE_SECONDS = Setting(120, int, "a claim's lease; a batch stops at half of it")
+    SEND_LEASE_SECONDS = Setting(15, int, "a claim's lease, renewed by its live batch; a dead worker's rows return")
+    SEND_BATCH_SECONDS = Setting(60, int, "how long one batch task sends before the next link of its chain goes on")
     SEND_CHAINS = Setting(4, int, "batch chains per issue running at once (at least the bulk worker processes)")
     SEND_MAX_ATTEMPTS = Setting(6, int, "attempts before a deferred row fails")
     SEND_RETRY_BASE_SECONDS = Setting(60.0, float, "first retry delay; doubles per attempt, ±25 % jitter")
@@ -86,8 +87,26 @@ class MastheadSettings:
     TRUSTED_PROXIES = Setting(
         "", str, "proxies whose X-Forwarded-For is believed: a count (1) or CIDRs (10.0.0.0/8,192.0.2.10)"
     )
+    # Mail that comes back (subscribers/services/inbound/)
+    VERP = Setting(True, bool, "issue mail leaves with the delivery's own signed envelope sender (VERP)")
+    BOUNCE_LOCAL_PART = Setting("bounces", str, "local part of the VERP and transactional return paths")
+    BOUNCE_DOMAIN = Setting(
+        "", str, "domain of the return paths (its MX reaches an inbound door)", lambda: settings.MAIL_DOMAIN
+    )
+    INBOUND_ADDRESSES = Setting([], list, "more addresses the inbound doors accept (a feedback loop's)")
+    INBOUND_RATE_PER_MINUTE = Setting(6000, int, "messages per minute the inbound doors take; then 'try later'")
+    INBOUND_MAX_BYTES = Setting(10 * 1024 * 1024, int, "larger inbound messages are refused")
+    INBOUND_QUARANTINE_MAX = Setting(10000, int, "rows the quarantine keeps at most")
+    INBOUND_QUARANTINE_DAYS = Setting(30, int, "days the quarantine keeps a message")
+    INBOUND_QUARANTINE_MAX_BYTES = Setting(256 * 1024, int, "bytes of each quarantined message kept")
+    BOUNCE_IMAP_URL = Setting("", str, "imaps://user:password@host/INBOX for `manage.py fetch_bounces`")
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
+    # Images: emails need absolute URLs, so MEDIA_URL is joined to this host unless the storage already gives
+    # absolute ones (an S3 bucket, a CDN custom domain).
+    MEDIA_HOST = Setting("", str, "host put before MEDIA_URL in emails", lambda: settings.SITE_URL)
+    SERVE_MEDIA = Setting(True, bool, "the app serves MEDIA_URL itself; false when a proxy or the store does")
+    IMAGE_MAX_UPLOAD_MB = Setting(20, int, "largest image upload accepted")
     # REST API (/api/v1/) and outgoing webhooks
     API_RATE_PER_TOKEN = Setting("600/m", str, "API requests per token (a django-ratelimit rate)")
     API_AUTH_FAILURES_PER_IP = Setting("30/m", str, "failed API authentications per client IP")

@@ -4,13 +4,52 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .querysets import DeliveryQuerySet, IssueQuerySet
+
+
+def _image_upload_to(image: "Image", filename: str) -> str:
+    # A random folder per image: names are unguessable and never reused, so the files can be cached forever.
+    return f"images/{image.key}/{filename}"
+
+
+class Image(models.Model):
+    """An uploaded picture and its email renditions: JPEG, 600 px wide for the email and 1,200 px for
+    high-density screens (never wider than the original). Made by `image_upload`; the files are written through
+    the default storage."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    original = models.ImageField(upload_to=_image_upload_to)
+    # The original's size the right way up (after the camera's rotation).
+    width = models.PositiveIntegerField(default=0, editable=False)
+    height = models.PositiveIntegerField(default=0, editable=False)
+    email_600 = models.ImageField(upload_to=_image_upload_to, blank=True, editable=False)
+    email_1200 = models.ImageField(upload_to=_image_upload_to, blank=True, editable=False)
+    title = models.CharField(max_length=200, blank=True, help_text=_("To find it again; not shown to readers."))
+    alt_text = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text=_(
+            "What the picture shows, for readers who cannot see it. Required before an issue using it is sent."
+        ),
+    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title or self.alt_text or self.original.name.rsplit("/", 1)[-1]
+
+
+hex_colour = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour as #rrggbb, e.g. #a3231b."))
 
 
 def newsletter_default_language() -> str:
@@ -31,6 +70,15 @@ class Newsletter(models.Model):
     # A canary send holds the rest of the list when its first readers bounce or complain more than this.
     guard_hard_bounce_percent = models.FloatField(default=2.0, help_text=_("Canary: most hard bounces, in %."))
     guard_complaint_percent = models.FloatField(default=0.1, help_text=_("Canary: most spam complaints, in %."))
+    # Branding: every layout reads these, so each newsletter looks like its own.
+    logo = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text=_("Shown at the top.")
+    )
+    accent_colour = models.CharField(
+        max_length=7, default="#a3231b", validators=[hex_colour], help_text=_("Links, rules and headings.")
+    )
+    header_text = models.CharField(max_length=200, blank=True, help_text=_("A line under the name, e.g. a tagline."))
+    footer_text = models.TextField(blank=True, help_text=_("Printed in the footer above the postal address."))
     archive_public = models.BooleanField(default=True, help_text=_("List sent issues on the public archive."))
     created_at = models.DateTimeField(auto_now_add=True)
     # The fixed words of its emails (greeting, headings, footer, unsubscribe wording) and of its archive page.
@@ -59,11 +107,19 @@ class Article(models.Model):
     tags = models.CharField(max_length=300, blank=True, help_text=_("Comma-separated."))
     canonical_url = models.URLField(max_length=500, blank=True)
     guid = models.CharField(max_length=500, blank=True, help_text=_("Feed identity used to deduplicate imports."))
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.PROTECT, related_name="articles",
+        help_text=_("An uploaded image; it is used instead of the image URL."),
+    )  # fmt: skip
     image_url = models.URLField(max_length=500, blank=True)
-    image_alt = models.CharField(max_length=300, blank=True)
+    image_alt = models.CharField(
+        max_length=300, blank=True, help_text=_("Falls back to the uploaded image's alt text.")
+    )
     published_at = models.DateTimeField(default=timezone.now, db_index=True)
     key_facts = models.JSONField(default=list, blank=True, help_text=_("A list of short sentences."))
     body_html = models.TextField(blank=True, help_text=_("The rest of the story."))
+    # The Markdown source, kept: when set, body_html is generated from it on every save.
+    body_markdown = models.TextField(blank=True)
     commentary_html = models.TextField(blank=True)
     bottom_line = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -109,6 +165,11 @@ class Issue(models.Model):
     subject = models.CharField(max_length=200)
     preheader = models.CharField(max_length=200, blank=True, help_text=_("Inbox preview text."))
     intro = models.TextField(blank=True)
+    # The sponsor block, shown after the intro when it has a name.
+    sponsor_name = models.CharField(max_length=200, blank=True)
+    sponsor_url = models.URLField(max_length=500, blank=True)
+    sponsor_text = models.TextField(blank=True)
+    sponsor_image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     articles = models.ManyToManyField(Article, through="IssueArticle", related_name="issues")
     # None: the whole newsletter. The segment's rules are copied when the send starts (`audience`), so editing
     # the segment later never changes who an issue in progress goes to.
@@ -212,6 +273,10 @@ class IssueArticle(models.Model):
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="items")
     article = models.ForeignKey(Article, on_delete=models.PROTECT, related_name="issue_items")
     position = models.PositiveIntegerField(default=0)
+    section = models.CharField(
+        max_length=100, blank=True,
+        help_text=_("Heading the article appears under, e.g. “City hall”; consecutive articles share a heading."),
+    )  # fmt: skip
     blurb = models.TextField(blank=True, help_text=_("Optional editor's note shown above the article in this issue."))
 
     class Meta:
@@ -236,6 +301,10 @@ class Delivery(models.Model):
         # Waiting for a canary to prove the send healthy: not claimable until released.
         HELD = "held", _("Held")
 
+    class BounceKind(models.TextChoices):
+        HARD = "hard", _("Hard bounce")
+        SOFT = "soft", _("Soft bounce")
+
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="deliveries")
     # SET_NULL: erasing a subscriber keeps the issue's counts but nothing personal.
     subscriber = models.ForeignKey(
@@ -250,6 +319,14 @@ class Delivery(models.Model):
     message_id = models.CharField(max_length=255, blank=True)
     error_code = models.CharField(max_length=16, blank=True)
     error_text = models.TextField(blank=True)
+    # What happened after the receiving server accepted it: a bounce (DSN, ESP webhook) or a spam complaint.
+    # The status stays "sent" (it was handed over); these say what came back later, for the issue's counts.
+    # db_default: the materialising INSERT … SELECT names only the columns it fills.
+    bounce_kind = models.CharField(max_length=8, choices=BounceKind.choices, blank=True, db_default="")
+    bounce_code = models.CharField(max_length=16, blank=True, db_default="")
+    bounce_text = models.CharField(max_length=300, blank=True, db_default="")
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = DeliveryQuerySet.as_manager()

@@ -37,7 +37,7 @@ def materialise_task(issue_id: int, after_subscriber_id: int = 0) -> None:
 @shared_task(name=dispatch.SEND_BATCH, ignore_result=True, soft_time_limit=240, time_limit=300)
 def send_batch_task(issue_id: int, after_id: int = 0) -> None:
     """Send one batch of the issue, then queue the next link of this chain while rows remain, or try to finish.
-    (The time limits exceed any batch: a batch stops by itself at half the lease, SEND_LEASE_SECONDS.)"""
+    (The time limits exceed any batch: a batch stops by itself after SEND_BATCH_SECONDS.)"""
     result = delivery.deliveries_send_batch(issue_id, after_id)
     if result.more:
         dispatch.batch_next(issue_id, result.last_id)

@@ -13,13 +13,14 @@ from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
-from .models import ConsentEvent, MailEvent, Subscriber, Subscription, Suppression, Tag
+from .models import ConsentEvent, MailEvent, QuarantinedMail, Subscriber, Subscription, Suppression, Tag
 from .services.exporting import subscribers_csv, subscribers_for_export
 from .services.importing import subscribers_import
 from .services.privacy import subscriber_erase
@@ -254,6 +255,28 @@ class MailEventAdmin(AppendOnlyAdmin):
     list_display = ["created_at", "kind", "esp", "recipient", "issue", "processed_at"]
     list_filter = ["kind", "esp"]
     search_fields = ["recipient", "message_id"]
+    list_display += ["description"]
+
+
+@admin.register(QuarantinedMail)
+class QuarantinedMailAdmin(AppendOnlyAdmin):
+    """Mail that came back and could not be acted on, with the reason. Operators read it here (and may delete
+    what they have dealt with); it prunes itself by age and count (INBOUND_QUARANTINE_DAYS / _MAX)."""
+
+    list_display = ["received_at", "reason", "door", "envelope_recipient", "subject", "size"]
+    list_filter = ["door", "received_at"]
+    search_fields = ["reason", "subject", "envelope_recipient", "envelope_sender", "message_id"]
+    fields = ["received_at", "reason", "door", "envelope_sender", "envelope_recipient", "subject", "message_id",
+              "size", "truncated", "message"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description=_("Message (as received)"))
+    def message(self, obj: QuarantinedMail) -> str:
+        text = bytes(obj.raw).decode("utf-8", "replace")
+        return format_html('<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>', text)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("subscribers.delete_quarantinedmail")
 
 
 @admin.register(Tag)

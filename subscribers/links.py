@@ -4,7 +4,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from .tokens import Purpose, make_token
+from newsletter.conf import app_settings
+
+from .tokens import Purpose, make_short_token, make_token
 
 
 def _unsubscribe_page(token: str) -> str:
@@ -56,3 +58,19 @@ def confirm_url(subscriber_token, newsletter_slug: str = "") -> str:
 def export_url(subscriber_token) -> str:
     """Downloads the person's data as JSON; expires (tokens.MAX_AGE[EXPORT])."""
     return f"{settings.SITE_URL}/privacy/export/{make_token(Purpose.EXPORT, subscriber_token)}/"
+
+
+def bounce_domain() -> str:
+    return app_settings.BOUNCE_DOMAIN
+
+
+def bounce_address(delivery_id: int) -> str:
+    """The VERP envelope sender of one delivery: MASTHEAD['BOUNCE_LOCAL_PART']+<signed token>@BOUNCE_DOMAIN. A
+    bounce sent to it names its delivery exactly; a forged or altered token is refused (tokens.read_short_token)."""
+    local = app_settings.BOUNCE_LOCAL_PART
+    return f"{local}+{make_short_token(Purpose.BOUNCE, delivery_id)}@{bounce_domain()}"
+
+
+def transactional_return_path() -> str:
+    """Envelope sender of confirmations and export links: their bounces are told apart from an issue's."""
+    return f"{app_settings.BOUNCE_LOCAL_PART}-transactional@{bounce_domain()}"

@@ -132,6 +132,8 @@ class ConsentEvent(models.Model):
         WEBHOOK = "webhook", _("ESP webhook")
         BOUNCE = "bounce", _("Bounce reply to our SMTP client")
         API = "api", _("REST API")
+        INBOUND = "inbound", _("Bounce or complaint mailed back")
+        MAILTO = "mailto", _("Unsubscribe by email")
 
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"
@@ -196,14 +198,23 @@ class MailEvent(models.Model):
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="mail_events"
     )
+    # Set when the event names its delivery exactly (a signed VERP bounce address); ESP events are matched by
+    # message id instead.
+    delivery = models.ForeignKey(
+        "newsletter.Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="mail_events"
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            # Per recipient: one SES notification (one event id) reports every recipient of a multi-recipient
+            # bounce, and each must be acted on.
             models.UniqueConstraint(
-                fields=["esp", "event_id"], condition=~models.Q(event_id=""), name="mail_event_once_per_esp_id"
+                fields=["esp", "event_id", "recipient"],
+                condition=~models.Q(event_id=""),
+                name="mail_event_once_per_recipient",
             )
         ]
         indexes = [models.Index(fields=["issue", "kind"], name="mail_event_issue_kind")]
@@ -236,3 +247,30 @@ class SubscriberTag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_id} #{self.tag_id}"
+
+
+class QuarantinedMail(models.Model):
+    """Mail that came back to the inbound doors and could not be acted on (no signed bounce address, a forged one,
+    not a bounce, complaint or unsubscribe, unreadable): kept for the operator with the reason, never dropped
+    silently. Bounded: rows older than MASTHEAD['INBOUND_QUARANTINE_DAYS'] and beyond
+    MASTHEAD['INBOUND_QUARANTINE_MAX'] are pruned, and each keeps at most INBOUND_QUARANTINE_MAX_BYTES of the
+    message."""
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reason = models.CharField(max_length=300)
+    door = models.CharField(max_length=16)  # pipe, smtp, imap
+    envelope_sender = models.CharField(max_length=254, blank=True)
+    envelope_recipient = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    truncated = models.BooleanField(default=False)
+    raw = models.BinaryField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = _("quarantined mail")
+        verbose_name_plural = _("quarantined mail")
+
+    def __str__(self) -> str:
+        return f"{self.subject or '(no subject)'}: {self.reason}"

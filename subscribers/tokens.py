@@ -9,9 +9,11 @@ than through the Signer: the same bytes (`signing.loads` reads them; a test hold
 the HMAC key again for every token.
 """
 
+import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +32,7 @@ class Purpose(StrEnum):
     PREFERENCES = "preferences"
     EXPORT = "export"
     ERASE = "erase"
+    BOUNCE = "bounce"  # VERP envelope senders: identifies one delivery
 
 
 # None: no expiry. Unsubscribe and preferences links must keep working for as long as an old email sits in an inbox.
@@ -39,6 +42,7 @@ MAX_AGE: dict[Purpose, timedelta | None] = {
     Purpose.PREFERENCES: None,
     Purpose.EXPORT: timedelta(days=2),
     Purpose.ERASE: timedelta(days=2),
+    Purpose.BOUNCE: None,  # bounces arrive days later, complaints weeks later
 }
 
 
@@ -74,10 +78,10 @@ _keys: dict[tuple[Purpose, str | bytes], bytes] = {}
 _stamp: tuple[int, str] = (-1, "")
 
 
-def _signing_key(purpose: Purpose) -> bytes:
+def _signing_key(purpose: Purpose, secret: str | bytes | None = None) -> bytes:
     """Django's Signer key for this salt: salted_hmac derives sha256(key_salt + secret) on every call, where
     key_salt is the Signer's salt plus "signer" (django/core/signing.py, Signer.signature). Derived once here."""
-    secret = settings.SECRET_KEY
+    secret = settings.SECRET_KEY if secret is None else secret
     key = _keys.get((purpose, secret))
     if key is None:
         if len(_keys) > 64:  # tests change SECRET_KEY; never let old secrets pile up
@@ -127,3 +131,46 @@ def read_token(purpose: Purpose, token: str, max_age: timedelta | None = ...) ->
     if not isinstance(payload, list) or not payload or not all(isinstance(p, str) for p in payload):
         raise BadToken()
     return TokenData(subscriber_token=payload[0], newsletter=payload[1] if len(payload) > 1 else "")
+
+
+# --- short tokens for addresses -----------------------------------------------------------------------------------
+# A VERP envelope sender carries its token in the local part, which SMTP limits to 64 octets and which some MTAs
+# lower-case. So these tokens are a number in base 36 and an 80-bit truncated HMAC in lower-case base 32, keyed like
+# make_token (same secret, per-purpose salt), about 20 characters: "<base36 number>-<16 base-32 characters>".
+_SHORT = re.compile(r"^([0-9a-z]{1,13})-([a-z2-7]{16})$")
+
+
+def _short_mac(purpose: Purpose, number: str, secret: str | bytes | None = None) -> str:
+    digest = hmac.digest(_signing_key(purpose, secret), f"short:{number}".encode(), "sha256")
+    return base64.b32encode(digest[:10]).decode().lower()
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
+
+
+def make_short_token(purpose: Purpose, number: int) -> str:
+    """A signed token for a positive integer, safe in an address's local part (lower case, letters, digits, "-")."""
+    if number < 0:
+        raise ValueError("short tokens carry non-negative numbers")
+    text = _base36(number)
+    return f"{text}-{_short_mac(purpose, text)}"
+
+
+def read_short_token(purpose: Purpose, token: str) -> int:
+    """The number in a short token, or BadToken. Case-insensitive (MTAs may change the case of a local part);
+    tokens signed with a SECRET_KEY_FALLBACKS key still read, like every other link."""
+    match = _SHORT.match(token.strip().lower())
+    if not match:
+        raise BadToken()
+    text, mac = match.groups()
+    for secret in (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])):
+        if hmac.compare_digest(mac, _short_mac(purpose, text, secret)):
+            return int(text, 36)
+    raise BadToken()

@@ -416,3 +416,10 @@ def esp() -> Esp:
 
 
 __all__ = ["IN_CI", "settings"]
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """Uploaded images of this test go to a folder of its own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

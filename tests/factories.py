@@ -7,10 +7,15 @@ thousands of readers quickly (bulk inserts through the same models).
 
 from __future__ import annotations
 
+import io
+
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from PIL import Image as PILImage
+from PIL import ImageDraw
 
 from newsletter.demo_content import BODY_PARAGRAPH, COMMENTARY_PARAGRAPH
 from newsletter.models import Article, Delivery, Issue, IssueArticle, Newsletter
@@ -183,3 +188,25 @@ EDITOR_PERMS = (
     "add_issuearticle", "change_issuearticle", "view_issuearticle", "delete_issuearticle",
     "view_newsletter",
 )  # fmt: skip
+
+
+# --- pictures (made with Pillow) for the image tests -----------------------------------------------------------
+
+
+def picture_bytes(width: int = 1600, height: int = 900, fmt: str = "JPEG", mode: str = "RGB", exif=None) -> bytes:
+    """A picture with stripes and a dark disc, so that resizing has something to do."""
+    rgba = mode == "RGBA"
+    picture = PILImage.new(mode, (width, height), (30, 90, 160, 0) if rgba else (30, 90, 160))
+    draw = ImageDraw.Draw(picture)
+    for x in range(0, width, max(1, width // 40)):
+        draw.line([(x, 0), (x, height)], fill=(200, 120 + x % 100, 40, 255) if rgba else (200, 120, 40))
+    draw.ellipse([width // 3, height // 4, width // 3 + height // 2, height // 4 + height // 2], fill=(20, 20, 20, 255))
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **({"exif": exif} if exif is not None else {}))
+    return buffer.getvalue()
+
+
+def picture_upload(name: str = "ferry.jpg", **kwargs) -> SimpleUploadedFile:
+    """An uploaded file as the admin receives it, holding picture_bytes(**kwargs)."""
+    content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(kwargs.get("fmt", "JPEG"))
+    return SimpleUploadedFile(name, picture_bytes(**kwargs), content_type=content_type or "application/octet-stream")

@@ -56,3 +56,9 @@ def test_api_bench_runs(require):
     out = run_bench("api", "--seconds", "1", "--requests", "50", "--events", "20", "--webhook-workers", "1")
     assert "subscriber read (GET /subscribers/lookup)" in out and "non-2xx 0" in out
     assert "webhook events: 20 recorded" in out and "receiver got 20" in out
+
+
+def test_inbound_bench_runs():
+    out = run_bench("inbound", "--messages", "40", "--connections", "2")
+    assert "service (receive_mail)" in out and "SMTP server" in out
+    assert "(0 refused)" in out and "2 connections, 0 refused)" in out

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from newsletter.models import Article, Issue, IssueArticle, Newsletter, WorkerHeartbeat
+from newsletter.models import Article, Image, Issue, IssueArticle, Newsletter, WorkerHeartbeat
+from newsletter.services.composing import issue_checklist
 from newsletter.tasks import heartbeat_task
 from subscribers.models import Subscriber, Subscription
 
@@ -53,7 +54,7 @@ def test_check_deploy_passes_with_production_settings():
 
 
 @pytest.mark.django_db
-def test_seed_demo_is_idempotent():
+def test_seed_demo_is_idempotent(media_root):
     def counts():
         return (
             Newsletter.objects.count(),
@@ -62,6 +63,7 @@ def test_seed_demo_is_idempotent():
             IssueArticle.objects.count(),
             Subscriber.objects.count(),
             Subscription.objects.count(),
+            Image.objects.count(),
         )
 
     call_command("seed_demo", verbosity=0)
@@ -72,6 +74,19 @@ def test_seed_demo_is_idempotent():
     issue = Issue.objects.get()
     assert issue.status == Issue.Status.DRAFT
     assert all(a.key_facts and a.bottom_line and a.body_html for a in issue.articles.all())
+
+
+@pytest.mark.django_db
+def test_seed_demo_ships_its_own_images_so_the_demo_issue_is_ready_to_send(media_root):
+    call_command("seed_demo", verbosity=0)
+    issue = Issue.objects.get()
+    for article in issue.articles.all():
+        assert article.image and article.image_alt and article.image_url == ""
+        assert (media_root / article.image.email_600.name).is_file()
+    assert issue.newsletter.logo and (media_root / issue.newsletter.logo.email_1200.name).is_file()
+    assert len({item.section for item in issue.items.all()}) > 1
+    checklist = issue_checklist(issue)
+    assert not checklist.blocked, [item for item in checklist.items if not item.ok]
 
 
 @pytest.mark.worker

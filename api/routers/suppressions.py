@@ -10,7 +10,7 @@ from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.schemas import Email, Limit, Text, cursor_dump, cursor_load
 from subscribers.models import ConsentEvent, Suppression, email_hash
 from subscribers.services.addresses import InvalidAddress, address_normalise
-from subscribers.services.suppression import address_suppress
+from subscribers.services.suppression import address_suppress, suppression_find
 
 router = Router(tags=["suppressions"])
 
@@ -69,8 +69,9 @@ def suppressions_list(request, filters: Query[SuppressionFilters]):
 @router.get("/check", response=CheckOut, summary="Is this address suppressed?")
 def suppressions_check(request, query: Query[CheckQuery]):
     require(request, "subscribers.view_suppression")
-    digest = email_hash(_address(query.email))
-    row = Suppression.objects.filter(email_hash=digest).first()
+    email = _address(query.email)
+    row = suppression_find(email)  # under every suppression key, so a key rotation hides nothing
+    digest = row.email_hash if row else email_hash(email)
     return {"suppressed": row is not None, "reason": row.reason if row else None, "email_hash": digest}
 
 
@@ -82,4 +83,4 @@ def suppressions_create(request, payload: SuppressIn, idempotency_key: Idempoten
     address_suppress(
         email, Suppression.Reason.MANUAL, ConsentEvent.Source.API, payload.detail or f"API, by {request.auth}"
     )
-    return Status(201, Suppression.objects.get(email_hash=email_hash(email)))
+    return Status(201, suppression_find(email))  # the entry, whichever key made it

@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from api import dispatch
+from api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, webhook_secret_new
 from api.webhooks.signing import endpoint_secrets, signature_headers
 from newsletter.conf import app_settings
 from newsletter.services.importing import UnsafeAddressError, guarded_opener, url_refusal
@@ -197,8 +198,6 @@ def endpoint_enable(endpoint: WebhookEndpoint) -> None:
 def endpoint_rotate_secret(endpoint: WebhookEndpoint, overlap_hours: float = 24) -> str:
     """A new secret; the old one keeps signing too (a second signature) for `overlap_hours`, so receivers can
     switch without losing a request. Returns the new secret."""
-    from api.models import webhook_secret_new
-
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_until = timezone.now() + timedelta(hours=overlap_hours)
     endpoint.secret = webhook_secret_new()
@@ -223,9 +222,7 @@ def delivery_replay(delivery: WebhookDelivery) -> bool:
             )
         )
         if changed:
-            from api.tasks import webhook_deliver_task
-
-            webhook_deliver_task.delay_on_commit(delivery.pk)
+            dispatch.webhook_deliver_later([delivery.pk])
     return bool(changed)
 
 
@@ -234,8 +231,6 @@ def webhooks_dispatch(limit: int = 1000) -> int:
     lost (a Redis flush), and claims whose lease expired (the worker died). A row already queued within the last
     lease is left alone, so a backlog is not queued twice over. Beat runs this every WEBHOOK_POLL_INTERVAL
     seconds; safe to run any number of times (a task finds nothing to claim twice)."""
-    from api.tasks import webhook_deliver_task
-
     now = timezone.now()
     requeue_before = now - timedelta(seconds=float(app_settings.WEBHOOK_LEASE_SECONDS))
     due = list(
@@ -247,6 +242,5 @@ def webhooks_dispatch(limit: int = 1000) -> int:
     )
     if due:
         WebhookDelivery.objects.filter(pk__in=due).update(queued_at=now)
-    for delivery_id in due:
-        webhook_deliver_task.delay(delivery_id)
+    dispatch.webhook_deliver_later(due)
     return len(due)

@@ -1,14 +1,17 @@
 """The outbox writer. Services call `events_record` inside the transaction that makes the change, so an event
 exists exactly when its change was committed (no event for a rolled-back change, no change without its event).
 
-Imports nothing heavy at module level: the newsletter and subscribers services import this module.
+Imports only models and the dispatcher: the newsletter and subscribers services import this module.
 """
 
 import json
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
+
+from api import dispatch
+from api.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from newsletter.models import Delivery
 
 
 def events_record(type: str, payload: dict[str, Any], *, subscriber_id: int | None = None) -> None:
@@ -17,8 +20,6 @@ def events_record(type: str, payload: dict[str, Any], *, subscriber_id: int | No
 
     `subscriber.erased` also blanks the address and name in every earlier event about the same subscriber (the
     person asked to be forgotten; the outbox and its log must not remember them either)."""
-    from api.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-
     if type == "subscriber.erased" and subscriber_id is not None:
         _forget_subscriber(subscriber_id)
     endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True) if e.listens_to(type)]
@@ -38,19 +39,10 @@ def events_record(type: str, payload: dict[str, Any], *, subscriber_id: int | No
     ids = [d.pk for d in deliveries]
     if ids[0] is None:  # backends without RETURNING on bulk insert (older SQLite)
         ids = list(WebhookDelivery.objects.filter(event=event).values_list("pk", flat=True))
-    transaction.on_commit(lambda: _enqueue(ids))
-
-
-def _enqueue(ids: list[int]) -> None:
-    from api.tasks import webhook_deliver_task
-
-    for delivery_id in ids:
-        webhook_deliver_task.delay(delivery_id)
+    dispatch.webhook_deliver_later(ids)
 
 
 def _forget_subscriber(subscriber_id: int) -> None:
-    from api.models import WebhookEvent
-
     for event in WebhookEvent.objects.filter(subscriber_id=subscriber_id).only("pk", "body"):
         envelope = json.loads(event.body)
         data = envelope.get("data") or {}
@@ -103,8 +95,6 @@ def mail_event_notify(event, address: str) -> None:
 
 def smtp_bounce_notify(delivery_id: int, email: str, code: str, text: str) -> None:
     """delivery.bounced for a hard bounce our own SMTP client got as the server's reply."""
-    from newsletter.models import Delivery
-
     delivery = Delivery.objects.filter(pk=delivery_id).values("issue_id", "subscriber_id").first() or {}
     payload = {
         "kind": "hard",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from js_asset import static_lazy
 
 from newsletter.conf import masthead_from_env
 
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_prose_editor",
     "anymail",
     "newsletter",
     "subscribers",
@@ -119,14 +121,38 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded images (originals and email renditions) go through Django's storage API: the filesystem under
+# MEDIA_ROOT by default, or any backend named by STORAGE_BACKEND (django-storages' S3 for an S3-compatible store),
+# configured with STORAGE_OPTIONS as KEY=value pairs (see the README's "Images and storage").
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+
+
+def storage_options(raw: dict[str, str]) -> dict:
+    """STORAGE_OPTIONS values arrive as strings; booleans and integers are what storage backends expect."""
+    words = {"true": True, "false": False, "none": None}
+    return {k: words.get(v.lower(), int(v) if v.isdigit() else v) for k, v in raw.items()}
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": env.str("STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": storage_options(env.dict("STORAGE_OPTIONS", default={})),
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# The article editor's own extension (a Word paste cleaner); it adds no tags, the sanitiser decides those.
+DJANGO_PROSE_EDITOR_EXTENSIONS = [
+    {
+        "js": [static_lazy("newsletter/admin/office_paste.js")],
+        "extensions": {"OfficePaste": lambda config, shared: None},
+    }
+]
 
 # --- Email -------------------------------------------------------------------------------------
 # EMAIL_URL (smtp://user:pass@host:587/?tls=True) or the usual EMAIL_* variables; EMAIL_BACKEND may name
@@ -229,5 +255,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # flufl.bounce logs every detector it runs at INFO, and a detector's crash with its traceback before raising
+    # it (subscribers/services/inbound/parse.py handles that and logs the outcome itself).
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "flufl.bounce": {"level": "CRITICAL"}},
 }

@@ -20,3 +20,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if CELERY_BROKER_URL.startswith("filesystem"):
     # Its own folder, so a test never feeds a developer's running worker (or the reverse).
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR / "test-broker")
+# Uploaded images made by tests stay out of a developer's var/media.
+MEDIA_ROOT = VAR_DIR / "test-media"

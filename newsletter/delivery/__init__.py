@@ -28,6 +28,13 @@ from newsletter.models import Delivery
 from .audience import issue_rules, mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
 from .complaints import issue_complaint_check, issue_complaint_rate
+from .feedback import (
+    DeliveryRef,
+    delivery_find,
+    delivery_find_by_message_id,
+    delivery_record_bounce,
+    delivery_record_complaint,
+)
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
 from .lifecycle import (
     send_cancel,
@@ -74,11 +81,16 @@ def delivery_for_message_id(message_id: str) -> Delivery | None:
 __all__ = [
     "AddressError",
     "BatchResult",
+    "DeliveryRef",
     "RecoveryReport",
     "StopReason",
     "deliveries_materialise",
     "deliveries_send_batch",
+    "delivery_find",
+    "delivery_find_by_message_id",
     "delivery_for_message_id",
+    "delivery_record_bounce",
+    "delivery_record_complaint",
     "issue_complaint_check",
     "issue_complaint_rate",
     "issues_recover",

@@ -95,6 +95,8 @@ class Batch:
         self.after_id = after_id
         # Message refusals not yet written: failed once a message goes through, given back if the issue pauses.
         self.refused: list[tuple[Recipient, Result]] = []
+        self.renew_every = float(ledger.lease_seconds()) / 3
+        self.next_renewal = float("inf")
 
     def run(self) -> BatchResult:
         issue = Issue.objects.select_related("newsletter").filter(pk=self.issue_id).first()
@@ -141,9 +143,13 @@ class Batch:
         self, skeleton: Skeleton, transport: Transport, writer: OutcomeWriter, recipients: list[tuple[Recipient, int]]
     ) -> None:
         started = time.monotonic()
-        # Stop well before the lease runs out, so a slow (rate-limited) batch never races its own recovery.
-        deadline = started + ledger.lease_seconds() / 2
-        next_status_check = started + STATUS_CHECK_SECONDS
+        # A bounded batch: after SEND_BATCH_SECONDS the next link of the chain carries on.
+        deadline = started + ledger.batch_seconds()
+        # The short lease is renewed while the batch lives (a third of it at a time, so one late check is harmless).
+        self.renew_every = ledger.lease_seconds() / 3
+        self.next_renewal = started + self.renew_every
+        check_every = min(STATUS_CHECK_SECONDS, self.renew_every)
+        next_status_check = started + check_every
         throttle = ratelimit.Throttle()
         per_domain = bool(app_settings.RATE_PER_DOMAIN_PER_MINUTE)
         signing = dkim_enabled()
@@ -151,7 +157,7 @@ class Batch:
         for index, (recipient, attempts) in enumerate(recipients):
             now = time.monotonic()
             if now >= next_status_check:
-                next_status_check = now + STATUS_CHECK_SECONDS
+                next_status_check = now + check_every
                 if self.stopped_by_editor(writer):
                     return
             # While the shared buckets make it wait, the batch still notices a pause within a second.
@@ -175,7 +181,12 @@ class Batch:
         self.fail_refused(writer)
 
     def stopped_by_editor(self, writer: OutcomeWriter) -> bool:
-        """Once a second: has the issue been paused or cancelled, or our lease taken over?"""
+        """Once a second: has the issue been paused or cancelled, or our lease taken over? (And, when due, the
+        lease of the rows still held is renewed.)"""
+        now = time.monotonic()
+        if now >= self.next_renewal:
+            self.next_renewal = now + self.renew_every
+            writer.renew(self.issue_id)
         if not writer.settle():
             self.stop(StopReason.LEASE_LOST)
             return True

@@ -65,6 +65,15 @@ def lease_seconds() -> int:
     return int(app_settings.SEND_LEASE_SECONDS)
 
 
+def batch_seconds() -> float:
+    return float(app_settings.SEND_BATCH_SECONDS)
+
+
+def stale_after() -> timedelta:
+    """A send whose heartbeat is older than a lease has no live batch (a live one beats it when it renews)."""
+    return timedelta(seconds=lease_seconds())
+
+
 # --- materialise ------------------------------------------------------------------------------------------------
 
 
@@ -207,6 +216,14 @@ def deliveries_claim(issue: Issue, after_id: int = 0, limit: int | None = None) 
     return claim
 
 
+def deliveries_renew(token: uuid.UUID) -> int:
+    """A live batch extends the lease of the rows it still holds (not a state change). Leases are short so that a
+    killed worker's rows come back fast; a batch renews them while it lives."""
+    return Delivery.objects.filter(claim_token=token, status=Status.SENDING).update(
+        lease_until=timezone.now() + timedelta(seconds=lease_seconds())
+    )
+
+
 def deliveries_skip(delivery_ids: list[int], reason: str, now: datetime | None = None) -> int:
     """Claimed rows whose subscriber may no longer be mailed: skipped with the reason, never attempted."""
     return SKIP.apply(
@@ -240,6 +257,12 @@ def deliveries_requeue_expired(now: datetime) -> int:
     return REQUEUE_EXPIRED.apply(
         Delivery.objects.lease_expired(now), lease_until=None, claim_token=None, updated_at=now
     )
+
+
+def deliveries_expired_issue_ids(now: datetime) -> set[int]:
+    """The issues that have rows whose lease ran out."""
+    # In lease order, so the scan is the in-flight lease index's (few rows), like the requeue's own.
+    return set(Delivery.objects.lease_expired(now).order_by("lease_until").values_list("issue_id", flat=True))
 
 
 def deliveries_cancel_open(issue_ids: Iterable[int] | None = None, now: datetime | None = None) -> int:

@@ -187,7 +187,7 @@ class Skeleton:
 
     issue_id: int
     newsletter_slug: str
-    mail_from: str  # envelope sender
+    mail_from: str  # the From address (the envelope sender when VERP is off: see envelope_sender)
     subject: str
     from_header: str
     reply_to: str
@@ -200,6 +200,11 @@ class Skeleton:
     text: str = ""  # the render with markers, for backends that take parts rather than bytes
     html: str = ""
     name_fallback: str = placeholders.NAME_FALLBACK  # the greeting's word for a nameless reader, in its language
+
+    def envelope_sender(self, delivery_id: int) -> str:
+        """VERP (app_settings.VERP, on by default): each delivery's own signed bounce address, so a bounce names
+        its delivery exactly (subscribers/services/inbound). Off: the newsletter's From address."""
+        return links.bounce_address(delivery_id) if app_settings.VERP else self.mail_from
 
     def message_id(self, delivery_id: int) -> str:
         """Unique per delivery and stable across a retry, so a receiver can fold the rare duplicate."""

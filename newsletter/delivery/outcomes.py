@@ -149,6 +149,13 @@ class OutcomeWriter:
         self.settle()
         return lifecycle.send_pause(Issue(pk=issue_id), reason=reason)
 
+    def renew(self, issue_id: int) -> int:
+        """Extend the lease of the rows this batch still holds (ledger.deliveries_renew), and beat the send's
+        heartbeat: the send is alive."""
+        self.settle()
+        ledger.run_beat(issue_id)
+        return ledger.deliveries_renew(self.token)
+
     def release(self, cancelled: bool = False, reason: str = "") -> int:
         """Give back the claimed rows not yet attempted (ledger.deliveries_release)."""
         self.settle()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -38,11 +38,25 @@ def issues_recover(now: datetime | None = None) -> RecoveryReport:
     now = now or timezone.now()
     report = RecoveryReport()
     start_due(now, report)
-    report.leases_requeued = ledger.deliveries_requeue_expired(now)
+    requeue_expired(now, report)
     ledger.deliveries_cancel_open(now=now)
     report.canaries_decided = canaries_review(now)
     restart_stalled(now, report)
     return report
+
+
+def requeue_expired(now: datetime, report: RecoveryReport) -> None:
+    """Rows whose lease ran out: their worker died (a live batch renews its lease). Back to pending, and a chain
+    is started for each of their issues still sending, so they go out at once rather than when the send's
+    heartbeat goes stale (the other chains may be busy elsewhere, or gone with the worker)."""
+    issue_ids = ledger.deliveries_expired_issue_ids(now)
+    report.leases_requeued = ledger.deliveries_requeue_expired(now)
+    if report.leases_requeued:
+        for issue_id in Issue.objects.filter(pk__in=issue_ids, status=Issue.Status.SENDING).values_list(
+            "id", flat=True
+        ):
+            dispatch.batches_start(issue_id, chains=1)
+            report.kicked += 1
 
 
 def start_due(now: datetime, report: RecoveryReport) -> None:
@@ -60,7 +74,7 @@ def start_due(now: datetime, report: RecoveryReport) -> None:
 
 def restart_stalled(now: datetime, report: RecoveryReport) -> None:
     """Sending issues whose heartbeat is older than a lease: materialise again, restart the chains, or finish."""
-    stale = now - timedelta(seconds=ledger.lease_seconds())
+    stale = now - ledger.stale_after()
     for issue_id in Issue.objects.filter(status=Issue.Status.SENDING).values_list("id", flat=True):
         run, _ = SendRun.objects.get_or_create(issue_id=issue_id)
         woken = run.wake_at is not None and run.wake_at <= now

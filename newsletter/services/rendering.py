@@ -25,6 +25,9 @@ from django.utils.safestring import SafeString, mark_safe
 from newsletter import placeholders
 from newsletter.mjml import MjmlError, compile_mjml
 from newsletter.models import Article, Issue, IssueArticle, Newsletter
+from newsletter.services.blocks import brand_for, sections_group, sponsor_for
+from newsletter.services.checklist import checklist_for_html
+from newsletter.services.images import image_for_email
 from newsletter.services.sanitizing import html_sanitize
 from newsletter.services.text import html_to_text
 
@@ -43,6 +46,10 @@ class RenderError(Exception):
         self.message, self.line, self.source, self.excerpt = message, line, source, excerpt
         where = f" ({source}, line {line})" if line else (f" ({source})" if source else "")
         super().__init__(f"{message}{where}")
+
+
+class IssueNotReady(RenderError):
+    """The issue renders, but the pre-send checklist has blocking items; the message lists them."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,10 @@ class ArticleBlock:
     commentary_html: SafeString
     body_text: str = field(default="")
     commentary_text: str = field(default="")
+    # The 1,200 px rendition of an uploaded image (high-density screens); empty for an image given by URL.
+    image_url_2x: str = field(default="")
+    # The issue's section heading this article sits under (IssueArticle.section).
+    heading: str = field(default="")
 
     @property
     def key_facts_text(self) -> str:
@@ -80,18 +91,21 @@ class ArticleBlock:
         )
 
     @classmethod
-    def build(cls, article: Article, blurb: str = "") -> "ArticleBlock":
+    def build(cls, article: Article, blurb: str = "", heading: str = "") -> "ArticleBlock":
         body, commentary = html_sanitize(article.body_html), html_sanitize(article.commentary_html)
         facts = article.key_facts if isinstance(article.key_facts, list) else []
+        uploaded = image_for_email(article.image, alt=article.image_alt) if article.image_id else None
         return cls(
             headline=article.headline,
             dek=article.dek,
             byline=article.byline,
             section=article.section,
             url=article.canonical_url,
-            image_url=article.image_url,
+            image_url=uploaded.src if uploaded else article.image_url,
+            image_url_2x=uploaded.src_2x if uploaded else "",
             # An image without alt text is announced as its file name; an empty alt marks it decorative instead.
-            image_alt=article.image_alt,
+            image_alt=uploaded.alt if uploaded else article.image_alt,
+            heading=heading,
             published_at=article.published_at,
             key_facts=[str(f) for f in facts if str(f).strip()],
             bottom_line=article.bottom_line,
@@ -132,6 +146,9 @@ def _context(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], v
         "issue": issue,
         "newsletter": newsletter,
         "articles": blocks,
+        "sections": sections_group(blocks),
+        "brand": brand_for(newsletter),
+        "sponsor": sponsor_for(issue),
         "site_url": settings.SITE_URL,
         "site_host": settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0],
         "lang": newsletter.language or settings.LANGUAGE_CODE,
@@ -144,11 +161,15 @@ def _context(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], v
 
 
 def _items(issue: Issue) -> list[IssueArticle]:
-    return list(issue.items.select_related("article").order_by("position", "id"))
+    return list(issue.items.select_related("article", "article__image").order_by("position", "id"))
+
+
+def _blocks(items: list[IssueArticle]) -> list[ArticleBlock]:
+    return [ArticleBlock.build(item.article, item.blurb, item.section) for item in items]
 
 
 def issue_context(issue: Issue) -> dict:
-    blocks = [ArticleBlock.build(item.article, item.blurb) for item in _items(issue)]
+    blocks = _blocks(_items(issue))
     return _context(issue, issue.newsletter, blocks, issue_view_url(issue))
 
 
@@ -235,12 +256,20 @@ def render_fingerprint(issue: Issue, items: list[IssueArticle]) -> str:
         "issue": [issue.pk, issue.updated_at.isoformat() if issue.updated_at else "", issue.subject,
                   issue.preheader, issue.intro, str(issue.public_id), str(issue.scheduled_at), str(issue.started_at)],
         "newsletter": [newsletter.pk, newsletter.name, newsletter.slug, newsletter.postal_address, layout,
-                       newsletter.description, newsletter.language],
-        "items": [[i.pk, i.position, i.blurb, i.article_id, i.article.updated_at.isoformat()] for i in items],
+                       newsletter.description, newsletter.language, newsletter.accent_colour,
+                       newsletter.header_text, newsletter.footer_text, _image_key(newsletter.logo)],
+        "sponsor": [issue.sponsor_name, issue.sponsor_url, issue.sponsor_text, _image_key(issue.sponsor_image)],
+        "items": [[i.pk, i.position, i.blurb, i.section, i.article_id, i.article.updated_at.isoformat(),
+                   _image_key(i.article.image)] for i in items],
         "layout": [[str(p), p.stat().st_mtime_ns] for p in _layout_files(layout)],
         "site": [settings.SITE_URL, settings.LANGUAGE_CODE],
     }  # fmt: skip
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def _image_key(image) -> list:
+    """An image's identity and last edit (its alt text is part of the render)."""
+    return [image.pk, image.updated_at.isoformat()] if image is not None else []
 
 
 def issue_render(issue: Issue, *, use_cache: bool = True) -> RenderedIssue:
@@ -251,7 +280,7 @@ def issue_render(issue: Issue, *, use_cache: bool = True) -> RenderedIssue:
     key = f"masthead:render:{render_fingerprint(issue, items)}" if use_cache else ""
     if key and (hit := django_cache.get(key)) is not None:
         return RenderedIssue(*hit)
-    blocks = [ArticleBlock.build(item.article, item.blurb) for item in items]
+    blocks = _blocks(items)
     rendered = render_blocks(issue, issue.newsletter, blocks, issue_view_url(issue))
     if key:
         django_cache.set(key, (rendered.subject, rendered.html, rendered.text), CACHE_SECONDS)
@@ -264,6 +293,8 @@ def issue_freeze(issue: Issue) -> None:
     Renders afresh rather than from the cache: this is the copy every subscriber and the archive will get, so it
     must not depend on the cache being right. Rendering is deterministic, so it equals what the preview showed."""
     rendered = issue_render(issue, use_cache=False)
+    if (checklist := checklist_for_html(issue, rendered.html)).blocked:
+        raise IssueNotReady(checklist.blocking_message)  # a RenderError: nothing is frozen, the send does not start
     issue.frozen_subject, issue.frozen_html, issue.frozen_text = rendered.subject, rendered.html, rendered.text
     issue.frozen_at = timezone.now()
 

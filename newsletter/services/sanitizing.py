@@ -11,6 +11,8 @@ import re
 import markdown as markdown_lib
 import nh3
 
+from newsletter.services.pasted import pasted_clean
+
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "cite", "code", "em", "figcaption", "figure", "h2", "h3", "h4", "hr",
     "i", "img", "li", "ol", "p", "pre", "q", "s", "small", "strong", "sub", "sup", "u", "ul",
@@ -23,21 +25,27 @@ ALLOWED_ATTRIBUTES = {
     "blockquote": {"cite"},
 }
 URL_SCHEMES = {"http", "https", "mailto"}
+# Paragraphs with nothing in them (Word's spacing, an editor's stray Enter) only add height in an email.
+EMPTY_PARAGRAPH = re.compile(r"<p>(?:\s|&nbsp;|\xa0|<br>)*</p>")
+TRAILING_BREAKS = re.compile(r"(?:\s*<br>)+\s*$")
 
 
 def html_sanitize(html: str) -> str:
-    """Return `html` with only the allowed tags and attributes; scripts and styles lose their content too."""
+    """Return `html` with only the allowed tags and attributes; scripts and styles lose their content too. Markup
+    pasted from Word or Google Docs is first turned into plain semantic HTML (pasted.py). Safe to run twice: the
+    output of one run is the output of the next."""
     if not html:
         return ""
-    return nh3.clean(
-        html,
+    cleaned = nh3.clean(
+        pasted_clean(html),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         clean_content_tags={"script", "style"},
         link_rel="noopener noreferrer",
         strip_comments=True,
-    ).strip()
+    )
+    return TRAILING_BREAKS.sub("", EMPTY_PARAGRAPH.sub("", cleaned)).strip()
 
 
 def markdown_to_html(text: str) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from newsletter import delivery, dispatch
@@ -159,9 +159,17 @@ def issue_progress(issue: Issue) -> dict:
     counts = {status: 0 for status in Delivery.Status.values}
     for status, n in Delivery.objects.filter(issue_id=issue.pk).values_list("status").annotate(n=Count("id")):
         counts[status] = n
+    # What came back after sending (bounces, complaints): part of "sent", counted beside it.
+    counts.update(
+        Delivery.objects.filter(issue_id=issue.pk).aggregate(
+            bounced=Count("id", filter=Q(bounce_kind=Delivery.BounceKind.HARD)),
+            soft_bounced=Count("id", filter=Q(bounce_kind=Delivery.BounceKind.SOFT)),
+            complained=Count("id", filter=Q(complained_at__isnull=False)),
+        )
+    )
     run = SendRun.objects.filter(pk=issue.pk).first()
     materialised = bool(run and run.materialised_at)
-    total = sum(counts.values())
+    total = sum(counts[status] for status in Delivery.Status.values)
     if not materialised and issue.status in (Issue.Status.SENDING, Issue.Status.PAUSED, Issue.Status.SCHEDULED):
         total = max(total, delivery.mailable_subscribers(issue.newsletter_id, delivery.issue_rules(issue)).count())
     done = counts["sent"] + counts["failed"] + counts["skipped"]

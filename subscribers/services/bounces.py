@@ -6,6 +6,8 @@ SOFT_BOUNCE_LIMIT of them; an ESP-side unsubscribe unsubscribes. A complaint als
 complaint rate and pauses the send above COMPLAINT_PAUSE_RATE (newsletter.delivery.issue_complaint_check).
 """
 
+import re
+
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -56,64 +58,111 @@ def event_kind(event: AnymailTrackingEvent, esp_name: str) -> str | None:
 
 def mail_event_record(event: AnymailTrackingEvent, esp_name: str) -> MailEvent | None:
     """Record a tracking event worth acting on and queue its processing (after commit). A webhook retried by
-    the ESP (same event id) is recorded once. Returns the row, or None for events that need nothing."""
+    the ESP (same event id and recipient) is recorded once; one notification naming several recipients (an SES
+    bounce) is recorded once per recipient. Returns the row, or None for events that need nothing."""
     kind = event_kind(event, esp_name)
     if kind is None or not (event.recipient or event.message_id):
         return None
-    fields = {
-        "message_id": (event.message_id or "")[:255],
-        "recipient": (event.recipient or "")[:254],
-        "kind": kind,
-        "description": (event.description or event.mta_response or "")[:300],
-    }
-    event_id = (event.event_id or "")[:255]
-    try:
-        with transaction.atomic():
-            if event_id:
-                row, created = MailEvent.objects.get_or_create(esp=esp_name[:32], event_id=event_id, defaults=fields)
-            else:
-                row, created = MailEvent.objects.create(esp=esp_name[:32], **fields), True
-    except IntegrityError:  # the same event arriving twice at the same moment
-        return MailEvent.objects.get(esp=esp_name[:32], event_id=event_id)
+    row, created = mail_event_store(
+        esp=esp_name,
+        event_id=event.event_id or "",
+        kind=kind,
+        recipient=event.recipient or "",
+        message_id=event.message_id or "",
+        description=event.description or event.mta_response or "",
+    )
     if created:
         dispatch.mail_event_process_later(row.pk)
     return row
 
 
-def mail_event_process(event: MailEvent) -> str:
-    """Act on a recorded event. Idempotent: the row is claimed under a lock and marked processed, so a task run
-    twice acts once. Returns what was done."""
-    with transaction.atomic():
+def mail_event_store(
+    esp: str,
+    event_id: str,
+    kind: str,
+    recipient: str = "",
+    message_id: str = "",
+    description: str = "",
+    delivery_id: int | None = None,
+) -> tuple[MailEvent, bool]:
+    """Store one event, once per (esp, event id, recipient). Returns the row and whether it is new."""
+    esp, event_id, recipient = esp[:32], event_id[:255], recipient[:254]
+    fields = {
+        "message_id": message_id[:255],
+        "kind": kind,
+        "description": description[:300],
+        "delivery_id": delivery_id,
+    }
+    if event_id:
+        existing = MailEvent.objects.filter(esp=esp, event_id=event_id, recipient=recipient).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            return MailEvent.objects.create(esp=esp, event_id=event_id, recipient=recipient, **fields), True
+    except IntegrityError:  # the same event arriving twice at the same moment
+        return MailEvent.objects.get(esp=esp, event_id=event_id, recipient=recipient), False
+
+
+def mail_event_process(
+    event: MailEvent, source: str = ConsentEvent.Source.WEBHOOK, sent: delivery.DeliveryRef | None = None
+) -> str:
+    """Act on a recorded event: suppress or count against the address, and record the bounce or complaint on
+    its delivery row. Idempotent: the row is claimed under a lock and marked processed, so a task run twice acts
+    once. `sent`: the event's delivery when the caller has just looked it up. Returns what was done."""
+    # No savepoint inside a caller's transaction (the inbound doors'): a failure here fails the whole message.
+    with transaction.atomic(savepoint=False):
         event = MailEvent.objects.select_for_update().get(pk=event.pk)
         if event.processed_at:
             return "already processed"
-        sent = delivery.delivery_for_message_id(event.message_id) if event.message_id else None
-        subscriber = sent.subscriber if sent else None
+        if sent is None or sent.id != event.delivery_id:
+            if event.delivery_id:
+                sent = delivery.delivery_find(event.delivery_id)
+            else:
+                sent = delivery.delivery_find_by_message_id(event.message_id) if event.message_id else None
+        subscriber = Subscriber.objects.filter(pk=sent.subscriber_id).first() if sent and sent.subscriber_id else None
         if subscriber is None and event.recipient:
             # ESPs report internationalised domains in their ASCII (IDNA) form; subscribers are on file in the
             # canonical form signup and import store.
             subscriber = subscribers_by_address(Subscriber.objects.all(), address_canonical(event.recipient)).first()
-        event.issue = sent.issue if sent else None
+        event.delivery_id = sent.id if sent else None
+        event.issue_id = sent.issue_id if sent else None
         event.subscriber = subscriber
         address = event.recipient or (subscriber.email if subscriber else "")
-        outcome = _act(event, subscriber, address)
+        outcome = _act(event, subscriber, address, source)
+        if sent:
+            _record_on_delivery(event, sent.id)
         event.processed_at = timezone.now()
-        event.save(update_fields=["issue", "subscriber", "processed_at"])
+        event.save(update_fields=["delivery", "issue", "subscriber", "processed_at"])
     if event.kind == Kind.COMPLAINT and event.issue_id and delivery.issue_complaint_check(event.issue_id):
         outcome += "; issue paused"
     return outcome
 
 
-def _act(event: MailEvent, subscriber: Subscriber | None, address: str) -> str:
+# An RFC 3463 enhanced status code (5.1.1), else a basic SMTP reply code (550) at the start of a diagnostic.
+_STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b|^[245]\d\d\b")
+
+
+def _record_on_delivery(event: MailEvent, delivery_id: int) -> None:
+    if event.kind in (Kind.HARD_BOUNCE, Kind.SOFT_BOUNCE):
+        code = _STATUS.search(event.description)
+        delivery.delivery_record_bounce(
+            delivery_id, event.kind == Kind.HARD_BOUNCE, code.group(0) if code else "", event.description
+        )
+    elif event.kind == Kind.COMPLAINT:
+        delivery.delivery_record_complaint(delivery_id)
+
+
+def _act(event: MailEvent, subscriber: Subscriber | None, address: str, source: str) -> str:
     detail = f"{event.esp}: {event.get_kind_display()}"
     if not address:
         return "no address"
     mail_event_notify(event, address)
     if event.kind == Kind.HARD_BOUNCE:
-        address_suppress(address, Suppression.Reason.HARD_BOUNCE, ConsentEvent.Source.WEBHOOK, detail)
+        address_suppress(address, Suppression.Reason.HARD_BOUNCE, source, detail)
         return "suppressed (hard bounce)"
     if event.kind == Kind.COMPLAINT:
-        address_suppress(address, Suppression.Reason.COMPLAINT, ConsentEvent.Source.WEBHOOK, detail)
+        address_suppress(address, Suppression.Reason.COMPLAINT, source, detail)
         return "suppressed (complaint)"
     if event.kind == Kind.SOFT_BOUNCE:
         if subscriber is None:
@@ -121,11 +170,11 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str) -> str:
         Subscriber.objects.filter(pk=subscriber.pk).update(soft_bounces=F("soft_bounces") + 1)
         subscriber.refresh_from_db(fields=["soft_bounces"])
         if subscriber.soft_bounces >= app_settings.SOFT_BOUNCE_LIMIT:
-            address_suppress(address, Suppression.Reason.SOFT_BOUNCES, ConsentEvent.Source.WEBHOOK, detail)
+            address_suppress(address, Suppression.Reason.SOFT_BOUNCES, source, detail)
             return f"suppressed after {subscriber.soft_bounces} soft bounces"
         return f"soft bounce {subscriber.soft_bounces}"
     if event.kind == Kind.UNSUBSCRIBE and subscriber is not None:
         newsletter = event.issue.newsletter if event.issue_id else None
-        subscriber_unsubscribe(subscriber, newsletter, source=ConsentEvent.Source.WEBHOOK)
+        subscriber_unsubscribe(subscriber, newsletter, source=source)
         return "unsubscribed"
     return "nothing to do"

@@ -22,6 +22,8 @@ from subscribers.tokens import MAX_AGE, Purpose
 
 from .addresses import name_clean
 
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
 
 def _one_line(text: str) -> str:
     return name_clean(text)
@@ -34,12 +36,18 @@ def _send(subscriber: Subscriber, subject: str, template: str, context: dict, fr
         "site_url": settings.SITE_URL,
         "LANGUAGE_CODE": translation.get_language(),
     }
+    headers = {"Auto-Submitted": "auto-generated"}
+    from_email = from_email or settings.DEFAULT_FROM_EMAIL
+    if settings.EMAIL_BACKEND == SMTP_BACKEND:
+        # Plain SMTP: the envelope sender is our transactional return path (its bounces are told apart from an
+        # issue's); the From header stays. An ESP backend keeps its own return path and reports bounces itself.
+        headers["From"], from_email = from_email, links.transactional_return_path()
     message = EmailMultiAlternatives(
         subject=_one_line(subject),
         body=render_to_string(f"subscribers/email/{template}.txt", context),
-        from_email=from_email or settings.DEFAULT_FROM_EMAIL,
+        from_email=from_email,
         to=[subscriber.email],  # the validated address alone: a display name typed by a reader never goes here
-        headers={"Auto-Submitted": "auto-generated"},
+        headers=headers,
     )
     message.attach_alternative(render_to_string(f"subscribers/email/{template}.html", context), "text/html")
     delivery.transactional_send(message)  # the issues' transport settings: TLS verification, DKIM

@@ -14,8 +14,10 @@ from PIL import Image, ImageChops
 from newsletter.mjml import MjmlError, compile_mjml
 from newsletter.models import IssueArticle
 from newsletter.placeholders import PersonalValues, substitute
+from newsletter.services.blocks import layouts_available
+from newsletter.services.images import image_upload
 from newsletter.services.rendering import RenderError, issue_mjml, issue_render
-from tests.factories import ArticleFactory, issue_with_articles
+from tests.factories import ArticleFactory, issue_with_articles, picture_upload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,8 +68,27 @@ def newsroom_issue():
     return issue
 
 
-def test_layout_passes_the_official_mjml_strict_validation(newsroom_issue, official_mjml):
+@pytest.mark.parametrize("layout", layouts_available())
+def test_every_shipped_layout_passes_the_official_mjml_strict_validation(
+    newsroom_issue, layout, media_root, official_mjml
+):
+    """Every layout, with everything it can show: sections, a sponsor with an image, a logo, uploaded images."""
+    newsletter = newsroom_issue.newsletter
+    newsletter.template = layout
+    newsletter.header_text, newsletter.footer_text, newsletter.accent_colour = "Mornings", "By the newsroom", "#0b6e4f"
+    newsletter.logo = image_upload(picture_upload("logo.png", width=400, height=120, fmt="PNG"), alt_text="Logo")
+    newsletter.save()
+    newsroom_issue.sponsor_name, newsroom_issue.sponsor_url = "Quay Street Bakery", "https://bakery.example/"
+    newsroom_issue.sponsor_text = "Fresh bread from 6 a.m."
+    newsroom_issue.sponsor_image = image_upload(picture_upload("bread.jpg"), alt_text="Loaves on a counter")
+    newsroom_issue.save()
+    newsroom_issue.items.filter(position__lt=4).update(section="City hall")
+    newsroom_issue.items.filter(position__gte=4).update(section="Health")
+    first = newsroom_issue.items.order_by("position").first().article
+    first.image = image_upload(picture_upload("ferry.jpg"), alt_text="A ferry")
+    first.save()
     source = issue_mjml(newsroom_issue)
+    assert ">City hall</h2>" in source and "Sponsored by" in source
     result = official_mjml(source, "strict")
     assert result["errors"] == []
     assert result["html"].startswith("<!doctype html>")

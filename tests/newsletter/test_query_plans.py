@@ -231,11 +231,14 @@ def test_recovery_pass_finds_expired_leases_by_index(fresh):
 
 @pytest.mark.django_db
 def test_webhook_finds_the_delivery_by_message_id(fresh):
+    # The seeded Message-IDs are "<issue id.subscriber id@…>"; ids depend on the tests that ran before.
+    member = Subscriber.objects.get(email="member4242@example.net")
+    archive = Issue.objects.get(subject="Archive 2")
     found = None
 
     def lookup():
         nonlocal found
-        found = delivery_for_message_id("<3.4242@news.example.org>")
+        found = delivery_for_message_id(f"<{archive.pk}.{member.pk}@news.example.org>")
 
     assert_indexed(lookup, "delivery_message_id")
     assert found is not None and found.subscriber.email == "member4242@example.net"

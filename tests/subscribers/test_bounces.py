@@ -7,6 +7,7 @@ import json
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
+from django.utils import timezone
 
 from newsletter.models import Delivery, Issue
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression, email_hash
@@ -199,3 +200,48 @@ def test_complaint_webhook_processed_by_a_real_worker_pauses_the_issue(
     assert reader.status == Subscriber.Status.SUPPRESSED
     assert MailEvent.objects.get().processed_at is not None
     assert "subscribers.process_mail_event" in worker.output()
+
+
+def test_a_multi_recipient_ses_bounce_suppresses_every_recipient(client, newsletter, on_commit):
+    issue = IssueFactory(sending=True, newsletter=newsletter)
+    readers = [subscribed(newsletter, email=f"ses{i}@example.com") for i in range(3)]
+    for reader in readers:
+        DeliveryFactory(issue=issue, subscriber=reader, status="sent", message_id="ses-multi-1")
+    message = {"notificationType": "Bounce", "mail": {"messageId": "ses-multi-1",
+                                                      "destination": [r.email for r in readers]},
+               "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                          "bouncedRecipients": [{"emailAddress": r.email} for r in readers[:2]]}}  # fmt: skip
+    body = {"Type": "Notification", "MessageId": "sns-multi", "TopicArn": "arn:aws:sns:eu-west-1:1:ses",
+            "Message": json.dumps(message), "Timestamp": "2026-11-25T10:00:00.000Z"}  # fmt: skip
+    headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": "sns-multi", **AUTH}
+    url = "/webhooks/anymail/amazon_ses/tracking/"
+    with on_commit() as callbacks:
+        assert client.post(url, json.dumps(body), "text/plain", **headers).status_code == 200
+        assert client.post(url, json.dumps(body), "text/plain", **headers).status_code == 200  # SNS retry
+    assert process_queued(callbacks) == ["suppressed (hard bounce)", "suppressed (hard bounce)"]
+    statuses = [Subscriber.objects.get(pk=r.pk).status for r in readers]
+    assert statuses == [Subscriber.Status.SUPPRESSED, Subscriber.Status.SUPPRESSED, Subscriber.Status.ACTIVE]
+
+
+def test_webhook_bounces_and_complaints_show_on_the_delivery_and_in_the_issue_counts(
+    client, newsletter, settings, on_commit
+):
+    from newsletter.services.sending import issue_progress
+
+    settings.MASTHEAD = {**settings.MASTHEAD, "COMPLAINT_PAUSE_RATE": 1.0}
+    issue = IssueFactory(sending=True, newsletter=newsletter, status=Issue.Status.SENT, finished_at=timezone.now())
+    readers = [subscribed(newsletter, email=f"c{i}@example.com") for i in range(5)]
+    deliveries = [
+        DeliveryFactory(issue=issue, subscriber=r, status="sent", message_id=f"pm-{i}") for i, r in enumerate(readers)
+    ]
+    with on_commit() as callbacks:
+        postmark(client, postmark_bounce("c0@example.com", "pm-0", event_id=10))
+        postmark(client, postmark_bounce("c1@example.com", "pm-1", "SoftBounce", event_id=11))
+        postmark(client, postmark_complaint("c2@example.com", "pm-2", event_id=12))
+    process_queued(callbacks)
+    hard, soft, complained = (Delivery.objects.get(pk=d.pk) for d in deliveries[:3])
+    assert hard.bounce_kind == "hard" and hard.bounced_at and "unable to deliver" in hard.bounce_text
+    assert soft.bounce_kind == "soft"
+    assert complained.complained_at and not complained.bounce_kind
+    counts = issue_progress(issue)["counts"]
+    assert (counts["sent"], counts["bounced"], counts["soft_bounced"], counts["complained"]) == (5, 1, 1, 1)

@@ -60,7 +60,7 @@ class SmtpTransport:
         if self.smtp is None:
             self.open()
         try:
-            return self._transaction(skeleton.mail_from, recipient.email, data)
+            return self._transaction(skeleton.envelope_sender(recipient.delivery_id), recipient.email, data)
         except smtplib.SMTPResponseException as exc:
             return classify(exc.smtp_code, exc.smtp_error)
         except (OSError, smtplib.SMTPException) as exc:

@@ -5,8 +5,10 @@ from django.db import transaction
 from django.utils.html import escape
 
 from newsletter import demo_content
+from newsletter.demo_images import demo_logo, demo_picture
 from newsletter.models import Article, Issue, IssueArticle, Newsletter
 from newsletter.roles import roles_ensure
+from newsletter.services.images import image_upload
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
 ADMIN_USERNAME = "admin"
@@ -34,14 +36,25 @@ class Command(BaseCommand):
             fields["body_html"] = _paragraphs(data["body"])
             fields["commentary_html"] = _paragraphs(data["commentary"])
             article, _ = Article.objects.get_or_create(canonical_url=data["canonical_url"], defaults=fields)
+            if article.image_id is None:
+                # The demo's own pictures, drawn now: the newsroom URLs in demo_content do not exist.
+                article.image = image_upload(demo_picture(article.slug), alt_text=article.image_alt, title=article.slug)
+                article.image_url = ""
+                article.save(update_fields=["image", "image_url", "updated_at"])
             articles.append(article)
+        if newsletter.logo_id is None:
+            newsletter.logo = image_upload(demo_logo(newsletter.name), alt_text=newsletter.name, title="Demo logo")
+            newsletter.header_text = newsletter.header_text or "Harbour City's morning briefing"
+            newsletter.save(update_fields=["logo", "header_text"])
 
         issue, created = Issue.objects.get_or_create(
             newsletter=newsletter, subject=demo_content.ISSUE["subject"], defaults=demo_content.ISSUE
         )
         if created:
+            # Grouped under section headings, as an editor would lay it out.
             IssueArticle.objects.bulk_create(
-                IssueArticle(issue=issue, article=article, position=i) for i, article in enumerate(articles)
+                IssueArticle(issue=issue, article=article, position=i, section=article.section)
+                for i, article in enumerate(articles)
             )
 
         self._readers(newsletter)

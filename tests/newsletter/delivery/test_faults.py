@@ -57,7 +57,8 @@ def test_domain_throttling_never_counts_as_an_attempt(smtp_server, settings, sta
     assert [row.attempts for row in rows] == [1, 1, 1] and all(row.error_code == "421" for row in rows)
 
 
-def test_a_send_left_with_later_deferred_rows_restarts_when_the_earliest_is_due(smtp_server, start):
+def test_a_send_left_with_later_deferred_rows_restarts_when_the_earliest_is_due(smtp_server, settings, start):
+    settings.MASTHEAD = {**settings.MASTHEAD, "SEND_LEASE_SECONDS": 120}  # the heartbeat stays fresh meanwhile
     issue = issue_to_send()
     subscribers_bulk(issue.newsletter, 3)
     start(issue)
@@ -244,7 +245,7 @@ def test_the_sender_identity_is_frozen_with_the_render(smtp_server, settings, st
 
 def test_pause_takes_effect_while_the_batch_waits_for_the_rate_limiter(smtp_server, settings, start, fresh_buckets):
     # One message now, then one a minute: the batch would wait a minute for its second token.
-    settings.MASTHEAD = {**settings.MASTHEAD, "RATE_PER_SECOND": 1 / 60, "SEND_LEASE_SECONDS": 600}
+    settings.MASTHEAD = {**settings.MASTHEAD, "RATE_PER_SECOND": 1 / 60, "SEND_BATCH_SECONDS": 600}
     issue = issue_to_send()
     subscribers_bulk(issue.newsletter, 3)
     start(issue)
