@@ -19,9 +19,11 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 from django_prose_editor.fields import ProseEditorFormField
 
+from . import delivery
 from .admin_import import ArticleImportAdminMixin
 from .admin_sending import IssueSendingAdminMixin
-from .models import ARTICLE_EDITABLE_FIELDS, Article, Delivery, Image, Issue, IssueArticle, Newsletter
+from .models import ARTICLE_EDITABLE_FIELDS, Article, Delivery, Image, Issue, IssueArticle, Newsletter, Segment
+from .services import sending
 from .services.blocks import layouts_available
 from .services.checklist import GMAIL_CLIP_BYTES
 from .services.composing import (
@@ -408,20 +410,24 @@ class IssueArticleInline(admin.TabularInline):
 
 @admin.register(Issue)
 class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
-    list_display = ["subject", "newsletter", "status", "article_count", "delivery_counts", "scheduled_at", "created_at"]
-    list_filter = ["status", "newsletter"]
+    list_display = [
+        "subject", "newsletter", "kind", "status", "article_count", "delivery_counts", "scheduled_at", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", "kind", "newsletter"]
     search_fields = ["subject", "preheader"]
     inlines = [IssueArticleInline]
     fieldsets = [
-        (None, {"fields": ["newsletter", "subject", "preheader", "intro", "status", "scheduled_at", "frozen_at",
-                           "public_id"]}),
+        (None, {"fields": ["newsletter", "kind", "segment", "subject", "preheader", "intro", "status", "scheduled_at",
+                           "frozen_at", "public_id"]}),
+        (_("Canary"), {"fields": ["canary_percent", "canary_minimum", "canary_hold_minutes"],
+                       "classes": ["collapse"]}),
         (_("Sponsor"), {"fields": ["sponsor_name", "sponsor_url", "sponsor_text", "sponsor_image"],
                         "classes": ["collapse"]}),
     ]  # fmt: skip
     readonly_fields = ["status", "scheduled_at", "frozen_at", "public_id"]
-    autocomplete_fields = ["sponsor_image"]
+    autocomplete_fields = ["sponsor_image", "segment"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["duplicate_selected"]
+    actions = ["duplicate_selected", "welcome_start_selected"]
 
     def get_queryset(self, request):
         # Delivery counts as subqueries: a second join would multiply the article count.
@@ -477,6 +483,24 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
                 context["article_search_url"] = reverse("admin:newsletter_issue_article_search", args=[obj.pk])
                 context["article_add_url"] = reverse("admin:newsletter_issue_article_add", args=[obj.pk])
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def has_send_permission(self, request) -> bool:
+        return request.user.has_perm("newsletter.send_issue")
+
+    @admin.action(description=_("Turn on as the newsletter's welcome email"), permissions=["send"])
+    def welcome_start_selected(self, request, queryset) -> None:
+        for issue in queryset.order_by("pk"):
+            try:
+                sending.issue_welcome_start(issue, request.user)
+            except sending.SendError as exc:
+                self.message_user(request, f"{issue}: {exc}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    _("“%(issue)s” now greets every reader who confirms %(newsletter)s.")
+                    % {"issue": issue, "newsletter": issue.newsletter},
+                    messages.SUCCESS,
+                )
 
     @admin.action(description=_("Duplicate the selected issues as new drafts"), permissions=["add"])
     def duplicate_selected(self, request, queryset) -> None:
@@ -591,3 +615,17 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
             where = _(" under “%(s)s”") % {"s": item.section} if item.section else ""
             self.message_user(request, _("Added “%(h)s”%(where)s.") % {"h": article.headline, "where": where})
         return HttpResponseRedirect(change_url)
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    """Saved audiences; the member count is who an issue sent to the segment now would reach."""
+
+    list_display = ["name", "newsletter", "member_count"]
+    list_filter = ["newsletter"]
+    search_fields = ["name"]
+    filter_horizontal = ["tags_any", "tags_none"]
+
+    @admin.display(description=_("Mailable members now"))
+    def member_count(self, segment: Segment) -> int:
+        return delivery.mailable_subscribers(segment.newsletter_id, delivery.segment_rules(segment)).count()

@@ -13,7 +13,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -120,6 +120,8 @@ class IssueSendingAdminMixin:
     # --- pages (GET) ---------------------------------------------------------------------------------------------
 
     def _issue(self, request: HttpRequest, object_id: str) -> Issue:
+        if not object_id.isdigit():  # <path:object_id> also matches "3/send/…": a 404, never a 500
+            raise Http404
         issue = get_object_or_404(Issue.objects.select_related("newsletter"), pk=object_id)
         if not self.has_view_or_change_permission(request, issue):
             raise PermissionDenied

@@ -14,6 +14,7 @@ from newsletter.conf import app_settings
 MATERIALISE = "newsletter.materialise"
 SEND_BATCH = "newsletter.send_batch"
 SEND_TEST = "newsletter.send_test"
+SEND_WELCOME = "newsletter.send_welcome"
 
 
 def _enqueue(name: str, *args) -> None:
@@ -34,6 +35,12 @@ def batches_start(issue_id: int, chains: int | None = None) -> None:
 def batch_next(issue_id: int, after_id: int) -> None:
     """The next link of a chain: the batch after delivery id `after_id`."""
     _enqueue(SEND_BATCH, issue_id, after_id)
+
+
+def welcome_batch(issue_id: int) -> None:
+    """Send a welcome email's waiting rows, on the priority queue (a reader who just confirmed should not wait
+    behind a big issue)."""
+    _enqueue(SEND_WELCOME, issue_id)
 
 
 def test_send_later(issue_id: int, addresses: list[str]) -> None:

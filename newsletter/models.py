@@ -3,7 +3,8 @@
 import uuid
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -66,6 +67,9 @@ class Newsletter(models.Model):
     reply_to = models.EmailField(blank=True)
     postal_address = models.TextField(help_text=_("Printed in every email's footer (required by CAN-SPAM)."))
     template = models.CharField(max_length=100, default="default", help_text=_("MJML layout under templates/email/."))
+    # A canary send holds the rest of the list when its first readers bounce or complain more than this.
+    guard_hard_bounce_percent = models.FloatField(default=2.0, help_text=_("Canary: most hard bounces, in %."))
+    guard_complaint_percent = models.FloatField(default=0.1, help_text=_("Canary: most spam complaints, in %."))
     # Branding: every layout reads these, so each newsletter looks like its own.
     logo = models.ForeignKey(
         Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text=_("Shown at the top.")
@@ -142,6 +146,11 @@ ARTICLE_EDITABLE_FIELDS = [
 
 
 class Issue(models.Model):
+    class Kind(models.TextChoices):
+        ISSUE = "issue", _("Issue")
+        # Sent to each reader once, when they confirm; stays "sending" while it is the newsletter's welcome.
+        WELCOME = "welcome", _("Welcome email")
+
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         SCHEDULED = "scheduled", _("Scheduled")
@@ -152,6 +161,7 @@ class Issue(models.Model):
         FAILED = "failed", _("Failed")
 
     newsletter = models.ForeignKey(Newsletter, on_delete=models.PROTECT, related_name="issues")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ISSUE)
     subject = models.CharField(max_length=200)
     preheader = models.CharField(max_length=200, blank=True, help_text=_("Inbox preview text."))
     intro = models.TextField(blank=True)
@@ -161,6 +171,22 @@ class Issue(models.Model):
     sponsor_text = models.TextField(blank=True)
     sponsor_image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     articles = models.ManyToManyField(Article, through="IssueArticle", related_name="issues")
+    # None: the whole newsletter. The segment's rules are copied when the send starts (`audience`), so editing
+    # the segment later never changes who an issue in progress goes to.
+    segment = models.ForeignKey(
+        "Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="issues",
+        help_text=_("Send to part of the newsletter's readers only."),
+    )  # fmt: skip
+    audience = models.JSONField(default=dict, blank=True, editable=False)
+    # A canary send: this share (at least `canary_minimum` readers) goes first; the rest is held for
+    # `canary_hold_minutes` and then follows by itself unless the newsletter's thresholds were crossed.
+    canary_percent = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(50)], help_text=_("0: no canary. E.g. 1 sends 1 % first.")
+    )
+    canary_minimum = models.PositiveIntegerField(default=200)
+    canary_hold_minutes = models.PositiveSmallIntegerField(default=30)
+    # Why the issue is paused or failed (a canary that crossed a threshold …), for the editor.
+    status_reason = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     # Frozen when sending starts: what subscribers get and what the archive shows, never re-rendered.
@@ -195,6 +221,10 @@ class Issue(models.Model):
                 condition=Q(status__in=["draft", "scheduled", "failed"]) | Q(frozen_at__isnull=False),
                 name="issue_sending_is_frozen",
             ),
+            # One welcome email in use per newsletter: confirming readers get exactly that one.
+            models.UniqueConstraint(
+                fields=["newsletter"], condition=Q(kind="welcome", status="sending"), name="issue_one_live_welcome"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -203,6 +233,10 @@ class Issue(models.Model):
     @property
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
+
+    def clean(self) -> None:
+        if self.segment_id and self.newsletter_id and self.segment.newsletter_id != self.newsletter_id:
+            raise ValidationError({"segment": _("Choose a segment of this issue's newsletter.")})
 
     def transition_to(self, status: str, from_status: str | None = None, **fields) -> bool:
         """Move to `status` if the current status allows it (and is `from_status`, when given), as one conditional
@@ -264,6 +298,8 @@ class Delivery(models.Model):
         DEFERRED = "deferred", _("Deferred")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        # Waiting for a canary to prove the send healthy: not claimable until released.
+        HELD = "held", _("Held")
 
     class BounceKind(models.TextChoices):
         HARD = "hard", _("Hard bounce")
@@ -330,6 +366,10 @@ class SendRun(models.Model):
     wake_at = models.DateTimeField(null=True, blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     resends = models.PositiveSmallIntegerField(default=0)
+    # Canary: how many went first, until when the rest waits once they are done, and when it was decided.
+    canary_size = models.PositiveIntegerField(null=True, blank=True)
+    hold_until = models.DateTimeField(null=True, blank=True)
+    canary_decided_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"send of issue {self.issue_id}"
@@ -343,3 +383,31 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class Segment(models.Model):
+    """A saved part of a newsletter's audience. Every rule given must hold; an empty rule is no restriction. An
+    issue sent to a segment goes to the newsletter's mailable subscribers who match it when the send starts."""
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    tags_any = models.ManyToManyField(
+        "subscribers.Tag", blank=True, related_name="+", help_text=_("Has at least one of these tags.")
+    )
+    tags_none = models.ManyToManyField(
+        "subscribers.Tag", blank=True, related_name="+", help_text=_("Has none of these tags.")
+    )
+    sources = models.JSONField(
+        default=list, blank=True, help_text=_("Signup sources (form, embed, import, admin, api …); empty: any.")
+    )
+    languages = models.JSONField(default=list, blank=True, help_text=_("Language codes; empty: any."))
+    signed_up_after = models.DateField(null=True, blank=True)
+    signed_up_before = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["newsletter__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["newsletter", "name"], name="segment_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.newsletter}: {self.name}"

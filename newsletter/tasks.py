@@ -45,6 +45,13 @@ def send_batch_task(issue_id: int, after_id: int = 0) -> None:
         delivery.send_finish(issue_id)
 
 
+@shared_task(name=dispatch.SEND_WELCOME, ignore_result=True, soft_time_limit=240, time_limit=300)
+def send_welcome_task(issue_id: int) -> None:
+    """A welcome email's waiting rows (normally one), on the priority queue; again while rows remain."""
+    if delivery.deliveries_send_batch(issue_id).more:
+        dispatch.welcome_batch(issue_id)
+
+
 @shared_task(name="newsletter.recover", ignore_result=True, soft_time_limit=50, time_limit=60)
 def recover_task() -> None:
     """Beat, every RECOVERY_INTERVAL seconds: start due issues, re-queue expired leases, restart stalled sends,

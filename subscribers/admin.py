@@ -5,7 +5,9 @@ directly, never adds subscribers one by one (import them) and never deletes them
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.response import TemplateResponse
@@ -18,11 +20,12 @@ from django.views.decorators.http import require_POST
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
-from .models import ConsentEvent, MailEvent, QuarantinedMail, Subscriber, Subscription, Suppression
+from .models import ConsentEvent, MailEvent, QuarantinedMail, Subscriber, Subscription, Suppression, Tag
 from .services.exporting import subscribers_csv, subscribers_for_export
 from .services.importing import subscribers_import
 from .services.privacy import subscriber_erase
 from .services.suppression import address_suppress
+from .services.tags import TagError, subscribers_tag, subscribers_untag
 from .services.unsubscribe import subscriber_unsubscribe
 
 
@@ -67,16 +70,24 @@ class ImportForm(forms.Form):
     )
 
 
+class SubscriberActionForm(ActionForm):
+    tag = forms.CharField(label=_("Tag"), required=False, max_length=64, help_text=_("For the tag actions."))
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
     list_display = ["email", "name", "status", "source", "created_at", "confirmed_at"]
-    list_filter = ["status", "subscriptions__newsletter", "source", "created_at"]
+    list_filter = ["status", "subscriptions__newsletter", "source", "tag_links__tag", "created_at"]
     search_fields = ["email", "name"]
     date_hierarchy = "created_at"
     fields = ["email", "name", "status", "source", "soft_bounces", "created_at", "confirmed_at", "updated_at"]
     readonly_fields = ["email", "status", "source", "soft_bounces", "created_at", "confirmed_at", "updated_at"]
     inlines = [SubscriptionInline, ConsentEventInline]
-    actions = ["unsubscribe_selected", "suppress_selected", "export_selected", "erase_selected"]
+    actions = [
+        "tag_selected", "untag_selected", "unsubscribe_selected", "suppress_selected", "export_selected",
+        "erase_selected",
+    ]  # fmt: skip
+    action_form = SubscriberActionForm
     change_list_template = "admin/subscribers/subscriber/change_list.html"
 
     def get_queryset(self, request):
@@ -99,6 +110,26 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def has_import_permission(self, request) -> bool:
         return request.user.has_perm("subscribers.import_subscribers")
+
+    @admin.action(description=_("Add the tag"), permissions=["change"])
+    def tag_selected(self, request, queryset):
+        self._tag_action(request, queryset, subscribers_tag, _("Tag “%(tag)s” added to %(n)d subscriber(s)."))
+
+    @admin.action(description=_("Remove the tag"), permissions=["change"])
+    def untag_selected(self, request, queryset):
+        self._tag_action(request, queryset, subscribers_untag, _("Tag “%(tag)s” removed from %(n)d subscriber(s)."))
+
+    def _tag_action(self, request, queryset, service, done) -> None:
+        name = request.POST.get("tag", "").strip()
+        if not name:
+            self.message_user(request, _("Type the tag's name in the Tag box next to the action."), messages.ERROR)
+            return
+        try:
+            count = service(queryset.values_list("pk", flat=True), name)
+        except TagError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, done % {"tag": name, "n": count}, messages.SUCCESS)
 
     @admin.action(description=_("Unsubscribe from everything"), permissions=["suppress"])
     def unsubscribe_selected(self, request, queryset):
@@ -246,3 +277,16 @@ class QuarantinedMailAdmin(AppendOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("subscribers.delete_quarantinedmail")
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "subscriber_count"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(subscriber_count=Count("subscriber_links"))
+
+    @admin.display(description=_("Subscribers"), ordering="subscriber_count")
+    def subscriber_count(self, tag) -> int:
+        return tag.subscriber_count

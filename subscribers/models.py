@@ -223,6 +223,32 @@ class MailEvent(models.Model):
         return f"{self.get_kind_display()} via {self.esp}"
 
 
+class Tag(models.Model):
+    """A label on subscribers (from a CSV column, an admin action or the API) that segments select by."""
+
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="tag_unique_name_ci")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SubscriberTag(models.Model):
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="tag_links")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="subscriber_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subscriber", "tag"], name="subscriber_tag_once")]
+        indexes = [models.Index(fields=["tag", "subscriber"], name="subscriber_tag_by_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} #{self.tag_id}"
+
+
 class QuarantinedMail(models.Model):
     """Mail that came back to the inbound doors and could not be acted on (no signed bounce address, a forged one,
     not a bounce, complaint or unsubscribe, unreadable): kept for the operator with the reason, never dropped

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "anymail",
     "newsletter",
     "subscribers",
+    "automations",
     "api",
 ]
 
@@ -208,12 +209,14 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "newsletter.send_batch": {"queue": "bulk"},
     "newsletter.send_test": {"queue": "priority"},
+    "newsletter.send_welcome": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
     "api.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "newsletter-heartbeat": {"task": "newsletter.heartbeat", "schedule": 30.0},
+    "automations-digests": {"task": "automations.run_digests", "schedule": 60.0},
     "newsletter-recover": {
         "task": "newsletter.recover",
         "schedule": env.float("RECOVERY_INTERVAL", default=15.0),

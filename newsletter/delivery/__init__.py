@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 from newsletter.models import Delivery
 
-from .audience import mailable_subscribers
+from .audience import issue_rules, mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
 from .complaints import issue_complaint_check, issue_complaint_rate
 from .feedback import (
@@ -36,10 +36,20 @@ from .feedback import (
     delivery_record_complaint,
 )
 from .ledger import deliveries_forget, deliveries_materialise, deliveries_withdraw
-from .lifecycle import send_cancel, send_finish, send_pause, send_reopen_failed, send_resume, send_start
+from .lifecycle import (
+    send_cancel,
+    send_finish,
+    send_pause,
+    send_reopen_failed,
+    send_resume,
+    send_start,
+    welcome_add,
+    welcome_start,
+)
 from .messages import AddressError, wire_address
 from .proofs import proof_send
 from .recovery import RecoveryReport, issues_recover
+from .segments import segment_rules
 from .transactional import transactional_send
 
 
@@ -84,7 +94,9 @@ __all__ = [
     "issue_complaint_check",
     "issue_complaint_rate",
     "issues_recover",
+    "issue_rules",
     "mailable_subscribers",
+    "segment_rules",
     "proof_send",
     "send_cancel",
     "send_finish",
@@ -94,6 +106,8 @@ __all__ = [
     "send_start",
     "subscriber_forget",
     "subscriber_withdraw",
+    "welcome_add",
+    "welcome_start",
     "transactional_send",
     "wire_address",
 ]

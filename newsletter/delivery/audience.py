@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet
 
+from newsletter.delivery.segments import Rules, rules_q, rules_sql, segment_rules
+from newsletter.models import Issue
 from subscribers.models import Subscriber, Subscription
 
 SUBSCRIBER_STATUS = Subscriber.Status.ACTIVE
 SUBSCRIPTION_STATUS = Subscription.Status.ACTIVE
 
 
-def mailable_subscribers(newsletter_id: int) -> QuerySet[Subscriber]:
-    """The newsletter's mailable subscribers (counts before a send is materialised)."""
-    return Subscriber.objects.filter(
+def mailable_subscribers(newsletter_id: int, rules: Rules | None = None) -> QuerySet[Subscriber]:
+    """The newsletter's mailable subscribers, within a segment's `rules` when given (counts before a send is
+    materialised)."""
+    mailable = Subscriber.objects.filter(
         status=SUBSCRIBER_STATUS,
         subscriptions__newsletter_id=newsletter_id,
         subscriptions__status=SUBSCRIPTION_STATUS,
     )
+    return mailable.filter(rules_q(rules)) if rules else mailable
 
 
 def subscribed_ids_sql(newsletter_id: int, after_id: int, limit: int) -> tuple[str, list]:
@@ -38,13 +42,25 @@ def subscribed_ids_sql(newsletter_id: int, after_id: int, limit: int) -> tuple[s
     return sql, [newsletter_id, SUBSCRIPTION_STATUS, after_id, limit]
 
 
-def mailable_among_sql(subscriber_ids: list[int], postgres: bool) -> tuple[str, str, list]:
+def mailable_among_sql(subscriber_ids: list[int], postgres: bool, rules: Rules | None = None) -> tuple[str, str, list]:
     """(FROM clause, WHERE condition, parameters) selecting as `s` those of `subscriber_ids` (all subscribed: from
-    subscribed_ids_sql) whose own status lets them be mailed. By primary key: `= ANY(array)` on PostgreSQL, an IN
-    list on SQLite (no arrays; looked up by primary key just the same)."""
+    subscribed_ids_sql) whose own status lets them be mailed, within a segment's `rules` when given. By primary
+    key: `= ANY(array)` on PostgreSQL, an IN list on SQLite (no arrays; looked up by primary key just the same)."""
     members = "= ANY(%s)" if postgres else f"IN ({', '.join(['%s'] * len(subscriber_ids))})"
     params = [subscriber_ids] if postgres else list(subscriber_ids)
-    return f"{Subscriber._meta.db_table} s", f"s.id {members} AND s.status = %s", [*params, SUBSCRIBER_STATUS]
+    segment, segment_params = rules_sql(rules or {}, "s")
+    return (
+        f"{Subscriber._meta.db_table} s",
+        f"s.id {members} AND s.status = %s{segment}",
+        [*params, SUBSCRIBER_STATUS, *segment_params],
+    )
+
+
+def issue_rules(issue: Issue) -> Rules:
+    """Who the issue is for: the rules frozen when its send started, else its segment's rules as they are now."""
+    if issue.status in (Issue.Status.DRAFT, Issue.Status.SCHEDULED):
+        return segment_rules(issue.segment)
+    return issue.audience
 
 
 def subscribed(newsletter_id: int) -> Exists:

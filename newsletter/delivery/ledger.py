@@ -15,6 +15,7 @@ by outcomes.py, conditional on the claim token, because it is on the hot path.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -36,7 +37,7 @@ Status = Delivery.Status
 MATERIALISE_CHUNK = 10_000
 # Issues whose open rows may still be claimed by a sender (a withdrawn reader must not be mailed by them).
 IN_PROGRESS = (Issue.Status.SCHEDULED, Issue.Status.SENDING, Issue.Status.PAUSED, Issue.Status.FAILED)
-OPEN_STATES = (Status.PENDING, Status.SENDING, Status.DEFERRED)
+OPEN_STATES = (Status.PENDING, Status.SENDING, Status.DEFERRED, Status.HELD)
 
 
 class Transition(NamedTuple):
@@ -54,8 +55,9 @@ SKIP = Transition((Status.SENDING,), Status.SKIPPED)
 RELEASE = Transition((Status.SENDING,), Status.PENDING)
 RELEASE_CANCELLED = Transition((Status.SENDING,), Status.SKIPPED)
 REQUEUE_EXPIRED = Transition((Status.SENDING,), Status.PENDING)
-CANCEL_OPEN = Transition((Status.PENDING, Status.DEFERRED), Status.SKIPPED)
-WITHDRAW = Transition((Status.PENDING, Status.DEFERRED), Status.SKIPPED)
+CANCEL_OPEN = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.SKIPPED)
+WITHDRAW = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.SKIPPED)
+RELEASE_HELD = Transition((Status.HELD,), Status.PENDING)
 REOPEN_FAILED = Transition((Status.FAILED,), Status.PENDING)
 
 
@@ -89,6 +91,8 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
     Returns the subscriber id to continue after when the time budget ran out, or None when done (and then marks
     the send run materialised)."""
     issue = Issue.objects.get(pk=issue_id)
+    # A canary send writes every row held; the canary is picked from them once all exist.
+    initial = Status.HELD if issue.canary_percent else Status.PENDING
     postgres = connection.vendor == "postgresql"
     delivery = Delivery._meta.db_table
     if after_subscriber_id == 0:
@@ -100,7 +104,7 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
             cursor.execute(*audience.subscribed_ids_sql(issue.newsletter_id, cursor_id, MATERIALISE_CHUNK))
             ids = [subscriber_id for (subscriber_id,) in cursor.fetchall()]
             if ids:
-                tables, mailable, params = audience.mailable_among_sql(ids, postgres)
+                tables, mailable, params = audience.mailable_among_sql(ids, postgres, issue.audience)
                 now = connection.ops.adapt_datetimefield_value(timezone.now())
                 with transaction.atomic():
                     cursor.execute(
@@ -109,10 +113,12 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
                                updated_at)
                             SELECT %s, s.id, %s, 0, '', '', '', %s FROM {tables} WHERE {mailable}
                             ON CONFLICT DO NOTHING""",
-                        [issue_id, Status.PENDING, now, *params],
+                        [issue_id, initial, now, *params],
                     )
                     run_beat(issue_id)
         if len(ids) < MATERIALISE_CHUNK:
+            if initial == Status.HELD:
+                deliveries_canary_pick(issue)
             SendRun.objects.filter(pk=issue_id).update(materialised_at=timezone.now())
             tables_analyse(Delivery)
             return None
@@ -290,6 +296,40 @@ def deliveries_reopen_failed(issue_id: int) -> int:
     )
 
 
+def deliveries_canary_pick(issue: Issue) -> int:
+    """Release a random `canary_percent` share (at least `canary_minimum`) of the held rows to go first, once.
+    Safe to run twice: a send run that has its canary picks none again. Returns the canary's size."""
+    with transaction.atomic():
+        run = SendRun.objects.select_for_update().get(pk=issue.pk)
+        if run.canary_size is not None:
+            return run.canary_size
+        held = Delivery.objects.filter(issue_id=issue.pk, status=Status.HELD)
+        total = held.count()
+        size = min(total, max(issue.canary_minimum, math.ceil(total * issue.canary_percent / 100)))
+        # Random, not the oldest subscribers first: a canary must look like the whole list.
+        chosen = list(held.order_by("?").values_list("id", flat=True)[:size])
+        RELEASE_HELD.apply(Delivery.objects.filter(id__in=chosen))
+        run.canary_size = size
+        run.save(update_fields=["canary_size"])
+    return size
+
+
+def deliveries_release_held(issue_id: int) -> int:
+    """The rest of a canary send may go: held rows become pending."""
+    return RELEASE_HELD.apply(Delivery.objects.filter(issue_id=issue_id))
+
+
+def delivery_add(issue_id: int, subscriber_id: int) -> bool:
+    """One pending row for this reader (a welcome email). False when they have one already: the (issue,
+    subscriber) unique constraint is what makes a twice-processed confirmation send once."""
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction survives the conflict
+            Delivery.objects.create(issue_id=issue_id, subscriber_id=subscriber_id, status=Status.PENDING)
+    except IntegrityError:
+        return False
+    return True
+
+
 def deliveries_open_exist(issue_id: int) -> bool:
     return Delivery.objects.filter(issue_id=issue_id, status__in=OPEN_STATES).exists()
 
@@ -306,6 +346,11 @@ def run_open(issue: Issue, user, now: datetime) -> None:
     SendRun.objects.update_or_create(
         issue=issue, defaults={"materialised_at": None, "heartbeat_at": now, "wake_at": None, "started_by": user}
     )
+
+
+def run_materialised(issue_id: int, now: datetime) -> None:
+    """Every recipient the send will have now has its row."""
+    SendRun.objects.filter(pk=issue_id).update(materialised_at=now)
 
 
 def run_beat(issue_id: int, now: datetime | None = None) -> None:

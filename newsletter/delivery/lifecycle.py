@@ -16,6 +16,7 @@ from django.utils import timezone
 from api.webhooks.outbox import events_record, issue_payload
 from newsletter import dispatch
 from newsletter.delivery import ledger
+from newsletter.delivery.segments import segment_rules
 from newsletter.models import Issue, SendRun
 from newsletter.services.rendering import issue_freeze
 
@@ -46,6 +47,7 @@ def send_start(issue_id: int, user=None, scheduled: bool = False) -> bool:
             status_reason="",
             started_at=now,
             finished_at=None,
+            audience=segment_rules(issue.segment, as_of=now),  # fixed now: later edits and taggings change nothing
         )
         if not started:
             return False
@@ -80,12 +82,15 @@ def send_pause(issue: Issue, reason: str = "") -> bool:
 
 
 def send_resume(issue: Issue) -> bool:
-    """Carry on where the send stopped; nobody who got it gets it again."""
+    """Carry on where the send stopped; nobody who got it gets it again. After a canary held the send, resuming
+    is the editor's decision that the rest may go."""
     with transaction.atomic():
         if not issue.transition_to(Issue.Status.SENDING, from_status=Issue.Status.PAUSED, status_reason=""):
             return False
         ledger.run_beat(issue.pk)
         run = SendRun.objects.filter(pk=issue.pk).first()
+        if run and run.canary_decided_at is not None:
+            ledger.deliveries_release_held(issue.pk)
         if run and run.materialised_at is None:
             dispatch.materialise_later(issue.pk)
         else:
@@ -124,9 +129,10 @@ def send_fail(issue_id: int, reason: str) -> bool:
 
 
 def send_finish(issue_id: int) -> bool:
-    """Mark the issue sent when every recipient has an outcome. Safe to call any time, any number of times."""
-    run = SendRun.objects.filter(pk=issue_id).first()
-    if run is None or run.materialised_at is None:
+    """Mark the issue sent when every recipient has an outcome. Safe to call any time, any number of times.
+    A welcome email never finishes: it waits for the next reader to confirm."""
+    run = SendRun.objects.filter(pk=issue_id).select_related("issue").first()
+    if run is None or run.materialised_at is None or run.issue.kind == Issue.Kind.WELCOME:
         return False
     if ledger.deliveries_open_exist(issue_id):
         return False
@@ -137,3 +143,47 @@ def send_finish(issue_id: int) -> bool:
     if finished:
         log.info("issue %s: sent", issue_id)
     return finished
+
+
+# --- welcome emails -----------------------------------------------------------------------------------------------
+
+
+def welcome_start(issue_id: int, user=None) -> bool:
+    """Make this draft the newsletter's welcome email: frozen now, "sending" from now on, with no recipients until
+    readers confirm (welcome_add). Whatever welcome it replaces is paused first. Raises RenderError."""
+    with transaction.atomic():
+        issue = Issue.objects.select_for_update().select_related("newsletter").filter(pk=issue_id).first()
+        if issue is None or issue.kind != Issue.Kind.WELCOME or issue.status != Issue.Status.DRAFT:
+            return False
+        issue_freeze(issue)
+        now = timezone.now()
+        for live in Issue.objects.filter(newsletter=issue.newsletter, kind=Issue.Kind.WELCOME, status="sending"):
+            live.transition_to(Issue.Status.PAUSED)
+        started = issue.transition_to(
+            Issue.Status.SENDING,
+            frozen_subject=issue.frozen_subject,
+            frozen_html=issue.frozen_html,
+            frozen_text=issue.frozen_text,
+            frozen_at=issue.frozen_at,
+            started_at=now,
+            finished_at=None,
+        )
+        if started:
+            ledger.run_open(issue, user, now)
+            ledger.run_materialised(issue.pk, now)  # nobody is added in bulk: rows come one confirmation at a time
+    return started
+
+
+def welcome_add(subscriber_id: int, newsletter_id: int) -> bool:
+    """Queue the newsletter's welcome email for a reader who just confirmed it, in the caller's transaction.
+    Exactly once per reader and welcome email, however often the confirmation is processed. Returns whether a
+    row was added."""
+    welcome_id = (
+        Issue.objects.filter(newsletter_id=newsletter_id, kind=Issue.Kind.WELCOME, status=Issue.Status.SENDING)
+        .values_list("id", flat=True)
+        .first()
+    )
+    if welcome_id is None or not ledger.delivery_add(welcome_id, subscriber_id):
+        return False
+    dispatch.welcome_batch(welcome_id)
+    return True

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from newsletter import dispatch
 from newsletter.delivery import ledger
+from newsletter.delivery.canary import canaries_review
 from newsletter.delivery.lifecycle import send_fail, send_finish, send_start
 from newsletter.models import Issue, SendRun
 from newsletter.services.rendering import RenderError
@@ -29,6 +30,7 @@ class RecoveryReport:
     materialising: int = 0
     finished: int = 0
     render_failed: int = 0
+    canaries_decided: int = 0
 
 
 def issues_recover(now: datetime | None = None) -> RecoveryReport:
@@ -38,6 +40,7 @@ def issues_recover(now: datetime | None = None) -> RecoveryReport:
     start_due(now, report)
     requeue_expired(now, report)
     ledger.deliveries_cancel_open(now=now)
+    report.canaries_decided = canaries_review(now)
     restart_stalled(now, report)
     return report
 

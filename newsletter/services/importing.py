@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ class ImportReport:
     imported: list[Article] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # (canonical URL, guid) of every well-formed item, in source order, imported or already present: what the
+    # source holds now, for callers that follow a feed (digests).
+    keys: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{len(self.imported)} imported", f"{len(self.duplicates)} already present (skipped)"]
@@ -330,6 +334,31 @@ def _json_item_fields(item: dict) -> dict[str, Any]:
     }
 
 
+def _json_feed_item_fields(item: dict) -> dict[str, Any]:
+    """An item of a JSON Feed (jsonfeed.org, versions 1 and 1.1)."""
+    authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
+    tags = [str(t) for t in item.get("tags") or [] if str(t).strip()]
+    body = item.get("content_html") or ""
+    if not body and item.get("content_text"):
+        body = "".join(f"<p>{escape(p)}</p>" for p in str(item["content_text"]).split("\n\n") if p.strip())
+    return {
+        "headline": _text(item.get("title")),
+        "dek": _text(item.get("summary"))[:600],
+        "byline": ", ".join(_text(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")),
+        "section": tags[0] if tags else "",
+        "tags": ", ".join(tags),
+        "canonical_url": _text(item.get("url")),
+        "guid": _text(item.get("id")),
+        "image_url": _text(item.get("image") or item.get("banner_image")),
+        "published_at": item.get("date_published") or None,
+        "body_html": body,
+    }
+
+
+def _is_json_feed(payload: Any) -> bool:
+    return isinstance(payload, dict) and str(payload.get("version", "")).startswith("https://jsonfeed.org/")
+
+
 def _parse(data: bytes, fmt: str, name: str) -> list[tuple[str, dict[str, Any] | str]]:
     """(label, fields) per item, or (label, error message) for an item that is not even the right shape."""
     if fmt == "json":
@@ -337,6 +366,14 @@ def _parse(data: bytes, fmt: str, name: str) -> list[tuple[str, dict[str, Any] |
             payload = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ImportSourceError(f"{name} is not valid JSON: {exc}") from exc
+        if _is_json_feed(payload):
+            items = payload.get("items")
+            if not isinstance(items, list):
+                raise ImportSourceError(f"{name}: a JSON Feed needs a list of items")
+            return [
+                (f"item {n}", _json_feed_item_fields(item) if isinstance(item, dict) else "is not an object")
+                for n, item in enumerate(items, start=1)
+            ]
         items = payload.get("articles") if isinstance(payload, dict) else payload
         if not isinstance(items, list):
             raise ImportSourceError(f'{name}: expected a list of articles or {{"articles": [...]}}')
@@ -383,6 +420,7 @@ def articles_import(data: bytes, fmt: str, *, name: str = "source") -> ImportRep
             continue
         where = _describe(label, fields)
         url, guid = fields.get("canonical_url", ""), fields.get("guid", "")
+        report.keys.append((url, guid))
         if (url and url in seen_urls) or (guid and guid in seen_guids):
             report.duplicates.append(where)
             continue

@@ -41,7 +41,7 @@ def issue_recipient_count(issue: Issue) -> int:
     run = SendRun.objects.filter(pk=issue.pk).first()
     if run and run.materialised_at:
         return Delivery.objects.filter(issue_id=issue.pk).count()
-    return delivery.mailable_subscribers(issue.newsletter_id).count()
+    return delivery.mailable_subscribers(issue.newsletter_id, delivery.issue_rules(issue)).count()
 
 
 # --- start, schedule, controls ----------------------------------------------------------------------------------
@@ -49,6 +49,7 @@ def issue_recipient_count(issue: Issue) -> int:
 
 def issue_send_now(issue: Issue, user=None) -> None:
     """Send a draft (or a scheduled issue, now instead of later). Raises SendError with the reason otherwise."""
+    _not_a_welcome(issue)
     if issue.status not in (Issue.Status.DRAFT, Issue.Status.SCHEDULED, Issue.Status.FAILED):
         raise SendError(f"This issue is {issue.get_status_display().lower()}; only a draft, a scheduled or a "
                         "failed issue can be sent.")  # fmt: skip
@@ -64,6 +65,7 @@ def issue_send_now(issue: Issue, user=None) -> None:
 def issue_schedule(issue: Issue, when: datetime, user=None) -> None:
     """Schedule a draft for `when` (aware, in the future). Beat's recovery task starts it when due. The render is
     checked now so a broken template is found at scheduling time, not at 6 a.m."""
+    _not_a_welcome(issue)
     if timezone.is_naive(when):
         raise SendError("The scheduled time needs a time zone.")
     if when <= timezone.now():
@@ -124,6 +126,29 @@ def issue_resend_missing(issue: Issue, user=None) -> int:
     return count
 
 
+# --- welcome emails -----------------------------------------------------------------------------------------------
+
+
+def _not_a_welcome(issue: Issue) -> None:
+    if issue.kind == Issue.Kind.WELCOME:
+        raise SendError("This is a welcome email: it goes to each reader when they confirm. Turn it on instead.")
+
+
+def issue_welcome_start(issue: Issue, user=None) -> None:
+    """Turn this draft on as its newsletter's welcome email (replacing the one in use). Raises SendError."""
+    if issue.kind != Issue.Kind.WELCOME:
+        raise SendError("Only an issue of the kind “Welcome email” can be turned on as the welcome email.")
+    if issue.status != Issue.Status.DRAFT:
+        raise SendError("Only a draft can be turned on; duplicate this welcome email to change it.")
+    try:
+        started = delivery.welcome_start(issue.pk, user=user)
+    except RenderError as exc:
+        raise SendError(f"The welcome email does not render. {exc}") from exc
+    if not started:
+        raise SendError("The issue changed just now; reload the page.")
+    issue.refresh_from_db()
+
+
 # --- progress ---------------------------------------------------------------------------------------------------
 
 
@@ -146,7 +171,7 @@ def issue_progress(issue: Issue) -> dict:
     materialised = bool(run and run.materialised_at)
     total = sum(counts[status] for status in Delivery.Status.values)
     if not materialised and issue.status in (Issue.Status.SENDING, Issue.Status.PAUSED, Issue.Status.SCHEDULED):
-        total = max(total, delivery.mailable_subscribers(issue.newsletter_id).count())
+        total = max(total, delivery.mailable_subscribers(issue.newsletter_id, delivery.issue_rules(issue)).count())
     done = counts["sent"] + counts["failed"] + counts["skipped"]
     remaining = max(0, total - done)
     rate = _rate(issue, counts["sent"])
@@ -168,6 +193,30 @@ def issue_progress(issue: Issue) -> dict:
         "finished": issue.status in (Issue.Status.SENT, Issue.Status.CANCELLED, Issue.Status.FAILED),
         "status_reason": issue.status_reason,
         "workers_seen": workers_seen(),
+        "canary": _canary(issue, run),
+    }
+
+
+def _canary(issue: Issue, run: SendRun | None) -> dict | None:
+    """Where a canary send stands, for the editor: how many went first, the hold, the decision."""
+    if not issue.canary_percent:
+        return None
+    size = run.canary_size if run else None
+    if size is None:
+        state = "picking"
+    elif run.canary_decided_at:
+        state = "held" if issue.status == Issue.Status.PAUSED and issue.status_reason else "released"
+    else:
+        state = "holding" if run.hold_until else "sending"
+    return {
+        "state": state,
+        "size": size,
+        "percent": issue.canary_percent,
+        "hold_until": run.hold_until.isoformat() if run and run.hold_until else None,
+        "limits": {
+            "hard_bounce_percent": issue.newsletter.guard_hard_bounce_percent,
+            "complaint_percent": issue.newsletter.guard_complaint_percent,
+        },
     }
 
 

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.webhooks.outbox import events_record, subscriber_payload
+from newsletter import delivery
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
 
 from .ledger import NO_REQUEST, RequestMeta, consent_record
@@ -57,6 +58,7 @@ def subscriber_confirm(
     if not changed:
         return ConfirmOutcome.ALREADY_CONFIRMED
     consent_record(subscriber, ConsentEvent.Kind.CONFIRM, source, newsletter=newsletter, meta=meta)
+    delivery.welcome_add(subscriber.pk, newsletter.pk)  # the newsletter's welcome email, once per reader
     events_record(
         "subscriber.confirmed",
         subscriber_payload(subscriber, newsletter=getattr(newsletter, "slug", None)),

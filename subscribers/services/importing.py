@@ -8,6 +8,7 @@ says where reading stopped, so nothing is lost silently.
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
+from subscribers.models import ConsentEvent, Subscriber, SubscriberTag, Subscription, Suppression, Tag
 
 from .addresses import InvalidAddress, address_normalise, name_clean
 from .suppression import suppressions_by_address
@@ -27,6 +28,8 @@ BATCH_SIZE = 2000
 ANALYZE_AFTER_ROWS = 1000
 EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "mail", "address"}
 NAME_HEADERS = {"name", "full name", "full_name", "display name"}
+TAG_HEADERS = {"tags", "tag", "labels"}
+TAG_SEPARATORS = re.compile(r"[;,|]")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class _Row:
     line: int
     email: str
     name: str
+    tags: tuple[str, ...] = ()
 
 
 SUPPRESSION_REASONS = {
@@ -67,14 +71,25 @@ SUPPRESSION_REASONS = {
 }
 
 
-def _columns(header: list[str]) -> tuple[int, int | None] | None:
-    """Find the email and name columns of a header row; None when the row is not a header."""
+def _columns(header: list[str]) -> tuple[int, int | None, int | None] | None:
+    """Find the email, name and tags columns of a header row; None when the row is not a header."""
     names = [h.strip().lower() for h in header]
     email = next((i for i, h in enumerate(names) if h in EMAIL_HEADERS), None)
     if email is None:
         return None
     name = next((i for i, h in enumerate(names) if h in NAME_HEADERS), None)
-    return email, name
+    tags = next((i for i, h in enumerate(names) if h in TAG_HEADERS), None)
+    return email, name, tags
+
+
+def tags_parse(raw: str) -> tuple[str, ...]:
+    """Tag names from a cell ("local; sports, vip"), trimmed, de-duplicated case-insensitively, in order."""
+    seen: dict[str, str] = {}
+    for name in TAG_SEPARATORS.split(raw):
+        name = " ".join(name.split())[:64]
+        if name:
+            seen.setdefault(name.lower(), name)
+    return tuple(seen.values())
 
 
 def _text_lines(stream: TextIO | BinaryIO, report: ImportReport) -> Iterator[str]:
@@ -96,7 +111,7 @@ def _text_lines(stream: TextIO | BinaryIO, report: ImportReport) -> Iterator[str
 def _rows(stream: TextIO | BinaryIO, report: ImportReport) -> Iterator[_Row]:
     """Yield the data rows with their (first) line numbers; malformed lines go straight to the report."""
     reader = csv.reader(_text_lines(stream, report))
-    columns: tuple[int, int | None] | None = None
+    columns: tuple[int, int | None, int | None] | None = None
     last_line = 0
     while True:
         start = reader.line_num + 1
@@ -120,11 +135,12 @@ def _rows(stream: TextIO | BinaryIO, report: ImportReport) -> Iterator[_Row]:
             columns = _columns(cells)
             if columns is not None:
                 continue  # the header
-            columns = (0, 1)  # no header: email, then (optionally) name
-        email_col, name_col = columns
+            columns = (0, 1, None)  # no header: email, then (optionally) name
+        email_col, name_col, tags_col = columns
         email = cells[email_col] if len(cells) > email_col else ""
         name = cells[name_col] if name_col is not None and len(cells) > name_col else ""
-        yield _Row(start, email, name)
+        tags = tags_parse(cells[tags_col]) if tags_col is not None and len(cells) > tags_col else ()
+        yield _Row(start, email, name, tags)
 
 
 def subscribers_import(
@@ -158,7 +174,7 @@ def subscribers_import(
             report.reject(row.line, row.email, f"duplicate of line {seen[key]}")
             continue
         seen[key] = row.line
-        batch.append(_Row(row.line, email, name_clean(row.name)))
+        batch.append(_Row(row.line, email, name_clean(row.name), row.tags))
         if len(batch) >= batch_size:
             _import_batch(batch, newsletter, report, source_detail, consent_text, policy_version)
             batch = []
@@ -256,7 +272,7 @@ def _import_batch(
         .values_list("subscriber_id", "status")
     )  # fmt: skip
 
-    subscriptions, confirmed, events = [], [], []
+    subscriptions, confirmed, events, tagged = [], [], [], []
     for row in rows:
         found = subscribers.get(row.email.lower())
         if found is None:  # pragma: no cover - erased between the two queries
@@ -272,7 +288,9 @@ def _import_batch(
             report.reject(row.line, row.email, "unsubscribed from this newsletter earlier: not re-added")
         elif membership == Subscription.Status.ACTIVE:
             report.unchanged += 1
+            tagged.append((subscriber_id, row.tags))
         else:
+            tagged.append((subscriber_id, row.tags))
             if row.email.lower() in created:
                 report.imported += 1
             else:
@@ -297,3 +315,24 @@ def _import_batch(
          "user_agent", "detail", "created_at"],
         events,
     )  # fmt: skip
+    _tag(tagged)
+
+
+def _tag(tagged: list[tuple[int, tuple[str, ...]]]) -> None:
+    """Add the CSV's tags to the accepted rows' subscribers (tags are only ever added by an import, never removed)."""
+    names: dict[str, str] = {}
+    for _, tags in tagged:
+        for name in tags:
+            names.setdefault(name.lower(), name)  # the first spelling in the file names a new tag
+    if not names:
+        return
+    _insert(Tag, ["name"], [(name,) for name in names.values()], ignore_conflicts=True)
+    tag_ids = dict(Tag.objects.alias(lower=Lower("name")).filter(lower__in=list(names)).annotate(
+        key=Lower("name")).values_list("key", "id"))  # fmt: skip
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    _insert(
+        SubscriberTag,
+        ["subscriber_id", "tag_id", "created_at"],
+        [(subscriber_id, tag_ids[name.lower()], now) for subscriber_id, tags in tagged for name in tags],
+        ignore_conflicts=True,
+    )
