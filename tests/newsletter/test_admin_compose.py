@@ -44,8 +44,13 @@ def inline_data(rows: list[dict], initial: int = 0) -> dict:
     return data
 
 
+# What the issue form submits for the fields these tests leave as they are (kind, canary).
+FORM_DEFAULTS = {"kind": "issue", "canary_percent": 0, "canary_minimum": 200, "canary_hold_minutes": 30}
+
+
 def change_data(issue: Issue, rows: list[dict]) -> dict:
     return {
+        **FORM_DEFAULTS,
         "newsletter": issue.newsletter_id,
         "subject": issue.subject,
         "preheader": issue.preheader,
@@ -64,6 +69,7 @@ def test_editor_composes_an_issue_with_articles_and_blurbs(client, editor):
     response = client.post(
         reverse("admin:newsletter_issue_add"),
         {
+            **FORM_DEFAULTS,
             "newsletter": newsletter.pk,
             "subject": "Monday briefing",
             "preheader": "Two stories",
