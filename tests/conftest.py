@@ -5,6 +5,7 @@ On a developer's machine a test whose service or browser is missing is skipped, 
 """
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -120,6 +121,16 @@ def smtp_servers(settings) -> Iterator[Callable[..., RecordingHandler]]:
     yield start
     for controller in controllers:
         controller.stop()
+
+
+@pytest.fixture
+def quiet_smtp_log() -> Iterator[None]:
+    """aiosmtpd logs every command at INFO; captured by pytest, that logging is most of a big send test's time."""
+    logger = logging.getLogger("mail.log")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

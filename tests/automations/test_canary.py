@@ -1,7 +1,6 @@
 """Canary sends: a random first share goes alone, the send holds, then continues by itself or stops with the reason
 when the first readers bounce or complain beyond the newsletter's limits."""
 
-import logging
 import time
 
 import pytest
@@ -15,13 +14,7 @@ from tests.factories import issue_to_send, subscribers_bulk
 HELD, SENT = Delivery.Status.HELD, Delivery.Status.SENT
 
 
-@pytest.fixture(autouse=True)
-def _quiet_smtp_server():
-    logger = logging.getLogger("mail.log")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_smtp_log")
 
 
 def canary_issue(readers: int, percent: int = 10, minimum: int = 20, hold: int = 0) -> Issue:

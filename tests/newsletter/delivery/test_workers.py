@@ -1,6 +1,5 @@
 """End to end through real Celery worker processes, the configured broker and database, and a real SMTP server."""
 
-import logging
 import time
 
 import pytest
@@ -14,17 +13,7 @@ from subscribers.models import Subscription
 from subscribers.tokens import Purpose, read_short_token, read_token
 from tests.factories import issue_to_send, subscribers_bulk
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _quiet_smtp_server():
-    """aiosmtpd logs every command at INFO; captured by pytest, that logging is most of the test's run time."""
-    logger = logging.getLogger("mail.log")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_smtp_log")]
 
 
 @pytest.fixture
