@@ -14,6 +14,12 @@ class InvalidAddress(ValueError):
     """The address is not a valid email address; the message says why, in words a person can act on."""
 
 
+def address_masked(email: str) -> str:
+    """The address as a page that anyone holding a link may see shows it: "j•••@example.com"."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}\u2022\u2022\u2022@{domain}" if local else "\u2022\u2022\u2022"
+
+
 def address_normalise(email: str) -> str:
     """Validate (syntax only: no DNS, so it is fast and works offline) and return the normalised address.
 
