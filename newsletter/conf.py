@@ -93,6 +93,12 @@ class MastheadSettings:
     BOUNCE_DOMAIN = Setting(
         "", str, "domain of the return paths (its MX reaches an inbound door)", lambda: settings.MAIL_DOMAIN
     )
+    SNS_CERT_URL_PATTERN = Setting(
+        r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[A-Za-z0-9_./-]+\.pem",
+        str,
+        "the URLs an SES webhook's SNS signing certificate may come from (a regular expression, matched whole)",
+    )
+    MAILGUN_WEBHOOK_MAX_AGE_SECONDS = Setting(300, int, "a Mailgun webhook's signature older than this is refused")
     INBOUND_ADDRESSES = Setting([], list, "more addresses the inbound doors accept (a feedback loop's)")
     INBOUND_RATE_PER_MINUTE = Setting(6000, int, "messages per minute the inbound doors take; then 'try later'")
     INBOUND_MAX_BYTES = Setting(10 * 1024 * 1024, int, "larger inbound messages are refused")

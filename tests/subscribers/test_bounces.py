@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
@@ -14,8 +15,9 @@ from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression,
 from subscribers.services.bounces import event_kind
 from subscribers.tasks import mail_event_process_task
 from tests.factories import DeliveryFactory, IssueFactory, subscribed
+from tests.subscribers.sns import ses_notification, signed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sns_certificates")]
 
 SECRET = "hooks:s3cret-webhook-password"
 MAILGUN_KEY = "mailgun-signing-key"
@@ -129,11 +131,11 @@ def test_a_complaint_under_the_threshold_does_not_pause(client, newsletter, sett
 
 def test_mailgun_signed_complaint(client, newsletter, on_commit):
     subscribed(newsletter, email="mg@example.com")
-    timestamp, token = "1764064800", "a-unique-mailgun-token-0001"
+    timestamp, token = str(int(time.time())), "a-unique-mailgun-token-0001"
     signature = hmac.new(MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     payload = {
         "signature": {"timestamp": timestamp, "token": token, "signature": signature},
-        "event-data": {"event": "complained", "recipient": "mg@example.com", "timestamp": 1764064800.0,
+        "event-data": {"event": "complained", "recipient": "mg@example.com", "timestamp": float(timestamp) - 5,
                        "message": {"headers": {"message-id": "mg-1@example.org"}}},
     }  # fmt: skip
     url = "/webhooks/anymail/mailgun/tracking/"
@@ -152,8 +154,7 @@ def test_amazon_ses_transient_bounce_is_soft_and_permanent_is_hard(client, newsl
         message = {"notificationType": "Bounce", "mail": {"messageId": "ses-1", "destination": ["ses@example.com"]},
                    "bounce": {"bounceType": bounce_type, "bounceSubType": "General",
                               "bouncedRecipients": [{"emailAddress": "ses@example.com"}]}}  # fmt: skip
-        body = {"Type": "Notification", "MessageId": sns_id, "TopicArn": "arn:aws:sns:eu-west-1:1:ses",
-                "Message": json.dumps(message), "Timestamp": "2026-11-25T10:00:00.000Z"}  # fmt: skip
+        body = signed(ses_notification(message, sns_id))
         headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": sns_id, **AUTH}
         return client.post("/webhooks/anymail/amazon_ses/tracking/", json.dumps(body), "text/plain", **headers)
 
@@ -211,8 +212,7 @@ def test_a_multi_recipient_ses_bounce_suppresses_every_recipient(client, newslet
                                                       "destination": [r.email for r in readers]},
                "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
                           "bouncedRecipients": [{"emailAddress": r.email} for r in readers[:2]]}}  # fmt: skip
-    body = {"Type": "Notification", "MessageId": "sns-multi", "TopicArn": "arn:aws:sns:eu-west-1:1:ses",
-            "Message": json.dumps(message), "Timestamp": "2026-11-25T10:00:00.000Z"}  # fmt: skip
+    body = signed(ses_notification(message, "sns-multi"))
     headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": "sns-multi", **AUTH}
     url = "/webhooks/anymail/amazon_ses/tracking/"
     with on_commit() as callbacks:
