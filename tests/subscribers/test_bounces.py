@@ -245,3 +245,59 @@ def test_webhook_bounces_and_complaints_show_on_the_delivery_and_in_the_issue_co
     assert complained.complained_at and not complained.bounce_kind
     counts = issue_progress(issue)["counts"]
     assert (counts["sent"], counts["bounced"], counts["soft_bounced"], counts["complained"]) == (5, 1, 1, 1)
+
+
+def _ses_post(client, message: dict, sns_id: str):
+    headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": sns_id, **AUTH}
+    body = signed(ses_notification(message, sns_id))
+    return client.post("/webhooks/anymail/amazon_ses/tracking/", json.dumps(body), "text/plain", **headers)
+
+
+def test_a_multi_recipient_ses_bounce_lands_on_each_recipients_own_delivery(client, newsletter, on_commit):
+    from newsletter.services.sending import issue_progress
+
+    issue = IssueFactory(sending=True, newsletter=newsletter)
+    readers = [subscribed(newsletter, email=f"m{i}@example.com") for i in range(3)]
+    rows = [DeliveryFactory(issue=issue, subscriber=r, status="sent", message_id="ses-shared") for r in readers]
+    message = {"notificationType": "Bounce", "mail": {"messageId": "ses-shared", "destination": [r.email for r in readers]},
+               "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                          "bouncedRecipients": [{"emailAddress": r.email} for r in readers[1:]]}}  # fmt: skip
+    with on_commit() as callbacks:
+        assert _ses_post(client, message, "sns-shared").status_code == 200
+    process_queued(callbacks)
+    kinds = [Delivery.objects.get(pk=row.pk).bounce_kind for row in rows]
+    assert kinds == ["", "hard", "hard"]
+    assert set(MailEvent.objects.values_list("delivery_id", flat=True)) == {rows[1].pk, rows[2].pk}
+    assert issue_progress(issue)["counts"]["bounced"] == 2
+
+
+def test_an_ses_event_for_mail_sent_through_its_smtp_relay_finds_the_delivery_by_our_message_id(
+    client, newsletter, on_commit
+):
+    """Sent over SMTP, the delivery holds our Message-ID; SES reports its own id, and ours among the headers."""
+    from newsletter.services.sending import issue_progress
+
+    issue = IssueFactory(sending=True, newsletter=newsletter)
+    bounced, complained = (subscribed(newsletter, email=f"r{i}@example.com") for i in range(2))
+    ours = [f"<{issue.public_id.hex}.{n}@news.example.org>" for n in (1, 2)]
+    rows = [
+        DeliveryFactory(issue=issue, subscriber=s, status="sent", message_id=m)
+        for s, m in zip((bounced, complained), ours)
+    ]  # noqa: E501
+    bounce = {"notificationType": "Bounce",
+              "mail": {"messageId": "0102-ses-own-1", "destination": [bounced.email],
+                       "commonHeaders": {"messageId": ours[0]}},
+              "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                         "bouncedRecipients": [{"emailAddress": bounced.email}]}}  # fmt: skip
+    complaint = {"notificationType": "Complaint",
+                 "mail": {"messageId": "0102-ses-own-2", "destination": [complained.email],
+                          "headers": [{"name": "Message-ID", "value": ours[1]}]},
+                 "complaint": {"complainedRecipients": [{"emailAddress": complained.email}]}}  # fmt: skip
+    with on_commit() as callbacks:
+        assert _ses_post(client, bounce, "sns-r1").status_code == 200
+        assert _ses_post(client, complaint, "sns-r2").status_code == 200
+    process_queued(callbacks)
+    assert Delivery.objects.get(pk=rows[0].pk).bounce_kind == "hard"
+    assert Delivery.objects.get(pk=rows[1].pk).complained_at is not None
+    counts = issue_progress(issue)["counts"]
+    assert (counts["bounced"], counts["complained"]) == (1, 1)
