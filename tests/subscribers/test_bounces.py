@@ -259,7 +259,8 @@ def test_a_multi_recipient_ses_bounce_lands_on_each_recipients_own_delivery(clie
     issue = IssueFactory(sending=True, newsletter=newsletter)
     readers = [subscribed(newsletter, email=f"m{i}@example.com") for i in range(3)]
     rows = [DeliveryFactory(issue=issue, subscriber=r, status="sent", message_id="ses-shared") for r in readers]
-    message = {"notificationType": "Bounce", "mail": {"messageId": "ses-shared", "destination": [r.email for r in readers]},
+    message = {"notificationType": "Bounce",
+               "mail": {"messageId": "ses-shared", "destination": [r.email for r in readers]},
                "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
                           "bouncedRecipients": [{"emailAddress": r.email} for r in readers[1:]]}}  # fmt: skip
     with on_commit() as callbacks:
@@ -282,8 +283,8 @@ def test_an_ses_event_for_mail_sent_through_its_smtp_relay_finds_the_delivery_by
     ours = [f"<{issue.public_id.hex}.{n}@news.example.org>" for n in (1, 2)]
     rows = [
         DeliveryFactory(issue=issue, subscriber=s, status="sent", message_id=m)
-        for s, m in zip((bounced, complained), ours)
-    ]  # noqa: E501
+        for s, m in zip((bounced, complained), ours, strict=True)
+    ]
     bounce = {"notificationType": "Bounce",
               "mail": {"messageId": "0102-ses-own-1", "destination": [bounced.email],
                        "commonHeaders": {"messageId": ours[0]}},
