@@ -66,6 +66,9 @@ class MastheadSettings:
     RATE_PER_HOUR = Setting(0, int, "messages per hour for all workers together; 0: unlimited")
     RATE_PER_DOMAIN_PER_MINUTE = Setting(0, int, "messages per minute per recipient domain; 0: unlimited")
     SMTP_TLS_CA_FILE = Setting("", str, "trust only this CA file for SMTP TLS (a private CA, a local relay)")
+    SMTPUTF8 = Setting(
+        False, bool, "the mail transport delivers to addresses with non-ASCII local parts (SMTPUTF8, RFC 6531)"
+    )
     SMTP_VERIFY_TLS = Setting(True, bool, "verify the SMTP server's certificate; false only for a local relay")
     UNSUBSCRIBE_MAILTO = Setting(
         "", str, "the mailto of List-Unsubscribe", lambda: f"unsubscribe@{settings.MAIL_DOMAIN}"
