@@ -57,6 +57,35 @@ def _claim_email_slot(subscriber: Subscriber) -> bool:
     return True
 
 
+def subscriber_signup_later(
+    email: str,
+    name: str,
+    newsletter,
+    consent_text: str,
+    policy_version: str,
+    source: str,
+    ip: str = "",
+    user_agent: str = "",
+    language: str = "",
+) -> None:
+    """The public form's signup: one task, whatever the address is. Known, unknown, pending and suppressed
+    addresses cost the request the same (one enqueue, no lookup), so its timing tells nothing; the task runs
+    subscriber_signup, which decides what (if anything) to email."""
+    dispatch.signup_later(
+        {
+            "email": email,
+            "name": name,
+            "newsletter_id": newsletter.pk,
+            "consent_text": consent_text,
+            "policy_version": policy_version,
+            "source": source,
+            "ip": ip,
+            "user_agent": user_agent,
+            "language": language,
+        }
+    )
+
+
 @transaction.atomic
 def subscriber_signup(
     email: str,
