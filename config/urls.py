@@ -19,6 +19,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language switch in site/base.html
     path("", include("newsletter.urls")),
     path("", include("subscribers.urls")),
+    path("", include("engagement.urls")),
 ]
 
 if app_settings.SERVE_MEDIA and not settings.MEDIA_URL.startswith(("http://", "https://")):
