@@ -142,16 +142,21 @@ def verdict(hit: QueuedHit, burst: bool = False) -> Verdict:
     return Verdict.HUMAN
 
 
-def verdicts(hits: Iterable[QueuedHit], context: Iterable[QueuedHit] = ()) -> list[Verdict]:
-    """Verdicts of `hits`, in order. `context`: later hits not flushed yet, which may complete a burst."""
+def verdicts(
+    hits: Iterable[QueuedHit], context: Iterable[QueuedHit] = (), links_in_issue: Mapping[int, int] | None = None
+) -> list[Verdict]:
+    """Verdicts of `hits`, in order. `context`: later hits not flushed yet, which may complete a burst.
+    `links_in_issue`: how many tracked links each issue has (a burst needs ENGAGEMENT_BURST_LINKS distinct links,
+    or every link of a smaller issue, and always at least two)."""
     hits = list(hits)
     by_message: dict[tuple, list[QueuedHit]] = defaultdict(list)
     for hit in [*hits, *context]:
         if hit.number != OPEN:
             by_message[hit.message_key].append(hit)
     in_burst: set[int] = set()
-    links = app_settings.ENGAGEMENT_BURST_LINKS
-    for group in by_message.values():
+    wanted = app_settings.ENGAGEMENT_BURST_LINKS
+    for key, group in by_message.items():
+        links = max(2, min(wanted, (links_in_issue or {}).get(key[0], wanted)))
         if len({h.number for h in group}) < links:
             continue
         group.sort(key=lambda h: h.at)

@@ -86,3 +86,26 @@ def _ledger(subscriber, newsletter, source, detail, meta, text, version) -> None
         policy_version=(version or app_settings.POLICY_VERSION) if text else "",
         detail=detail,
     )
+
+
+def reader_tracking_choices(subscriber: Subscriber) -> list[tuple[Newsletter, bool]]:
+    """For the preferences page: each newsletter measured per reader that the reader receives or agreed for,
+    and whether they agreed."""
+    agreed = reader_tracking_consents(subscriber)
+    received = set(subscriber.subscriptions.filter(status="active").values_list("newsletter_id", flat=True))
+    newsletters = Newsletter.objects.filter(tracking_mode=TrackingMode.PER_READER, pk__in=agreed | received)
+    return [(newsletter, newsletter.pk in agreed) for newsletter in newsletters]
+
+
+def reader_tracking_set(subscriber: Subscriber, agreed_ids: set[int], source: str, *, meta=None) -> int:
+    """The preferences page's choice: agree for exactly these of `reader_tracking_choices`, withdraw (and delete
+    the events) for the others. Returns how many choices changed."""
+    changed = 0
+    for newsletter, agreed in reader_tracking_choices(subscriber):
+        wanted = newsletter.pk in agreed_ids
+        if wanted and not agreed:
+            changed += reader_tracking_grant(subscriber, newsletter, source, meta=meta)
+        elif agreed and not wanted:
+            reader_tracking_withdraw(subscriber, newsletter, source, meta=meta)
+            changed += 1
+    return changed

@@ -21,8 +21,9 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 
-from engagement.models import Event, PendingHit, ReaderConsent, Tally, Verdict
+from engagement.models import Event, Link, PendingHit, ReaderConsent, Tally, Verdict
 from engagement.services.classify import QueuedHit, verdicts
 from newsletter.models import Delivery, Issue, TrackingMode
 
@@ -105,7 +106,10 @@ def _count(hits: list[QueuedHit], context: list[QueuedHit], result: FlushResult)
             "pk", "started_at", "tracking_mode", "newsletter_id"
         )
     }
-    judged = verdicts(hits, context)
+    sizes = dict(
+        Link.objects.filter(issue_id__in=issues).values("issue_id").annotate(n=Count("id")).values_list("issue_id", "n")
+    )
+    judged = verdicts(hits, context, sizes)
     tallies: Counter[tuple[int, int, int, int, int]] = Counter()
     per_reader: list[tuple[QueuedHit, Verdict]] = []
     for hit, verdict in zip(hits, judged, strict=True):
