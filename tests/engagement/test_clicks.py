@@ -107,3 +107,20 @@ def test_tracking_off_rewrites_nothing(smtp_server, start, drain, parse, tracked
     message = parse(smtp_server.to("reader0@example.com")[0].data)
     assert tracked_links(message) == ([], [])
     assert "https://news.example.org/story-0" in message.get_body(("html",)).get_content()
+
+
+def test_the_pixel_is_off_by_default(smtp_server, start, drain, parse):
+    issue = _send(smtp_server, start, drain)
+    html = parse(smtp_server.to("reader0@example.com")[0].data).get_body(("html",)).get_content()
+    assert "/o/" not in html and not issue.tracking_pixel
+
+
+def test_the_open_pixel_counts_when_on(smtp_server, start, drain, parse, client):
+    issue = _send(smtp_server, start, drain, pixel=True)
+    html = parse(smtp_server.to("reader0@example.com")[0].data).get_body(("html",)).get_content()
+    (src,) = [part.split('"')[0] for part in html.split('src="')[1:] if "/o/" in part.split('"')[0]]
+    response = client.get(_path(src), **BROWSER)
+    assert response.status_code == 200 and response["Content-Type"] == "image/gif"
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+    hits.hits_flush(now=_later())
+    assert Tally.objects.get(issue=issue).link_number == 0
