@@ -30,12 +30,17 @@ def _key(secret: str) -> bytes:
     return hashlib.sha256(_SALT + secret.encode()).digest()
 
 
-def _keys() -> list[bytes]:
-    return [_key(settings.SECRET_KEY), *(_key(k) for k in getattr(settings, "SECRET_KEY_FALLBACKS", []))]
+@lru_cache(maxsize=8)
+def _keys_for(secret: str, fallbacks: tuple[str, ...]) -> tuple[bytes, ...]:
+    return (_key(secret), *(_key(k) for k in fallbacks))
+
+
+def _keys() -> tuple[bytes, ...]:
+    return _keys_for(settings.SECRET_KEY, tuple(getattr(settings, "SECRET_KEY_FALLBACKS", ())))
 
 
 def _sign(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()[:SIG_BYTES]
+    return hmac.digest(key, data, "sha256")[:SIG_BYTES]
 
 
 def _varints(*numbers: int) -> bytes:

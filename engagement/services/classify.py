@@ -17,6 +17,7 @@ too, since it says nothing of the reader's device.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,16 @@ def _in(ip: str, networks: tuple) -> bool:
     return any(address in network for network in networks if network.version == address.version)
 
 
+@lru_cache(maxsize=16384)
+def _address_flags(ip: str, extra: tuple[str, ...]) -> int:
+    """The flags an address earns (kept per process for the addresses seen lately: a scanner clicks a lot)."""
+    flags = APPLE_PROXY if _in(ip, _networks((), "apple")) else 0
+    return flags | (SCANNER_NETWORK if _in(ip, _networks(extra, "scanner")) else 0)
+
+
+_SCANNER_AGENT = re.compile("|".join(re.escape(s) for s in SCANNER_AGENTS))
+
+
 def request_flags(method: str, meta: Mapping[str, str], ip: str, user_agent: str) -> int:
     """The classifier's flags for one request (`meta`: the WSGI environ's HTTP_* headers). IP and user agent
     are read, not kept."""
@@ -87,13 +98,12 @@ def request_flags(method: str, meta: Mapping[str, str], ip: str, user_agent: str
     agent = user_agent.lower()
     if "googleimageproxy" in agent or "ggpht.com" in agent:
         return flags | GOOGLE_PROXY
-    if user_agent.strip() == "Mozilla/5.0" or _in(ip, _networks((), "apple")):
+    address = _address_flags(ip, tuple(app_settings.ENGAGEMENT_SCANNER_NETWORKS))
+    if user_agent.strip() == "Mozilla/5.0" or address & APPLE_PROXY:
         flags |= APPLE_PROXY
-    elif not agent or any(s in agent for s in SCANNER_AGENTS):
+    elif not agent or _SCANNER_AGENT.search(agent):
         flags |= SCANNER_AGENT
-    if _in(ip, _networks(tuple(app_settings.ENGAGEMENT_SCANNER_NETWORKS), "scanner")):
-        flags |= SCANNER_NETWORK
-    return flags
+    return flags | (address & SCANNER_NETWORK)
 
 
 @dataclass(frozen=True)

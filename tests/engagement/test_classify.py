@@ -90,6 +90,7 @@ def test_no_ip_or_user_agent_is_stored_anywhere(sent_issue, client):
     ip, agent = "198.51.100.77", "Mozilla/5.0 UniqueTestAgent/9.9"
     reader = tokens.reader_part(sent_issue.pk, 0, int(time.time() - 600))
     client.get(f"/r/{tokens.link_part(sent_issue.pk, 1)}.{reader}", REMOTE_ADDR=ip, HTTP_USER_AGENT=agent)
+    hits.buffer_push()
     queued = hits.redis_client().lrange(hits.QUEUE_KEY, 0, -1)
     assert queued and not any(ip.encode() in r or b"UniqueTestAgent" in r for r in queued)
     hits.hits_flush(now=time.time() + 60)

@@ -1,11 +1,13 @@
 """Tracked links in-process: rewritten in the message, redirected only to the issue's own URLs, counted per link
 and variant by the flush, never rewritten for our own pages."""
 
+import io
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
+from config.wsgi import application
 from engagement import tokens
 from engagement.models import Link, Tally, Verdict
 from engagement.services import hits, stats
@@ -124,3 +126,30 @@ def test_the_open_pixel_counts_when_on(smtp_server, start, drain, parse, client)
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
     hits.hits_flush(now=_later())
     assert Tally.objects.get(issue=issue).link_number == 0
+
+
+def test_the_wsgi_fast_path_redirects_known_links_and_leaves_the_rest_to_django(
+    smtp_server, start, drain, parse, tracked_links
+):
+    issue = _send(smtp_server, start, drain)
+    url = tracked_links(parse(smtp_server.to("reader0@example.com")[0].data))[0][0]
+    answers = []
+
+    def call(path: str, method: str = "GET") -> bytes:
+        environ = {
+            "PATH_INFO": path, "REQUEST_METHOD": method, "REMOTE_ADDR": "198.51.100.9", "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+            "HTTP_HOST": "testserver", "HTTP_USER_AGENT": BROWSER["HTTP_USER_AGENT"],
+        }  # fmt: skip
+        body = b"".join(application(environ, lambda status, headers: answers.append((status, dict(headers)))))
+        return body
+
+    call(_path(url))
+    status, headers = answers[-1]
+    assert status.startswith("302") and headers["Location"] in set(
+        Link.objects.filter(issue=issue).values_list("url", flat=True)
+    )
+    assert "no-store" in headers["Cache-Control"] and "Server" not in headers
+    assert b"This link does not work" in call(_path(url)[:-3] + "xyz")  # forged: Django's friendly page
+    assert answers[-1][0].startswith("404")
+    assert hits.hits_flush(now=_later()).hits == 1
