@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from engagement.services.consent import reader_tracking_choices, reader_tracking_set
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
@@ -102,6 +103,7 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
             meta.ip,
             meta.user_agent,
             language=get_language() or "",
+            measure=bool(form.cleaned_data.get("measure")),
         )
     # The same page whatever happened: known, unknown, throttled or suppressed addresses look alike.
     return redirect("subscribers:signup_done", slug=newsletter.slug)
@@ -212,6 +214,11 @@ def preferences(request, token, subscriber, newsletter):
             subscriber_unsubscribe(subscriber, None, source=ConsentEvent.Source.LINK, meta=meta)
             messages.success(request, _("You have left every newsletter. We won't email you again."))
             return redirect("subscribers:preferences", token=token)
+        if "measurement" in request.POST:
+            agreed = {int(pk) for pk in request.POST.getlist("measure") if pk.isdigit()}
+            if reader_tracking_set(subscriber, agreed, ConsentEvent.Source.LINK, meta=meta):
+                messages.success(request, _("Your choice about measuring your reading is saved."))
+            return redirect("subscribers:preferences", token=token)
         if form.is_valid():
             changes = subscriber_preferences_update(
                 subscriber,
@@ -238,6 +245,7 @@ def preferences(request, token, subscriber, newsletter):
             # A link can leak (forwarded, logged): the page shows enough of the address to recognise it, no more.
             "masked_email": address_masked(subscriber.email),
             "token": token,
+            "measurement": reader_tracking_choices(subscriber),
         },
         status=400 if form.errors else 200,
     )

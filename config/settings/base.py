@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "subscribers",
     "automations",
     "api",
+    "engagement",
 ]
 
 MIDDLEWARE = [
@@ -213,6 +214,7 @@ CELERY_TASK_ROUTES = {
     "newsletter.send_welcome": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
     "api.*": {"queue": "default"},
+    "engagement.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -228,6 +230,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "api.webhooks_dispatch",
         "schedule": env.float("WEBHOOK_POLL_INTERVAL", default=10.0),
     },
+    # Queued clicks and opens into the counts; per-reader events past their retention period.
+    "engagement-flush": {"task": "engagement.flush", "schedule": env.float("ENGAGEMENT_FLUSH_SECONDS", default=5.0)},
+    "engagement-retention": {"task": "engagement.retention", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

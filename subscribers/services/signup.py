@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from api.webhooks.outbox import events_record, subscriber_payload
+from engagement.services.consent import reader_tracking_grant
 from newsletter.conf import app_settings
 from subscribers import dispatch
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
@@ -97,6 +98,7 @@ def subscriber_signup(
     ip: str = "",
     user_agent: str = "",
     language: str = "",
+    measure: bool = False,
 ) -> SignupOutcome:
     """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
 
@@ -105,7 +107,10 @@ def subscriber_signup(
     is never changed by an anonymous form: asking for another newsletter sends a confirmation link that adds just
     that one, asking for one they already get sends a short reminder. Emails go out after commit through Celery, at most
     one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES, written in `language` (the signup page's; kept on the
-    subscriber, except an active one's, which the form can't change). Raises InvalidAddress for a malformed address
+    subscriber, except an active one's, which the form can't change). `measure`: the separate choice to be
+    measured per reader, recorded for a signup that still needs its confirmation (it counts once confirmed: only
+    confirmed readers are mailed); an active reader decides it on their preferences page, never through an
+    anonymous form. Raises InvalidAddress for a malformed address
     (forms validate first, so a view never sees it).
     """
 
@@ -147,6 +152,10 @@ def subscriber_signup(
             subscription.status = Subscription.Status.PENDING
             subscription.save(update_fields=["status", "updated_at"])
         outcome = SignupOutcome.CONFIRMATION_SENT
+        if measure:
+            reader_tracking_grant(
+                subscriber, newsletter, source, meta=RequestMeta(ip, user_agent), policy_version=policy_version
+            )
 
     if changed:
         consent_record(
