@@ -100,6 +100,8 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
             meta.ip,
             meta.user_agent,
             language=get_language() or "",
+            # Filled in by the page's script from the browser (Intl); checked against the IANA names.
+            time_zone=request.POST.get("time_zone", "")[:64],
         )
     # The same page whatever happened: known, unknown, throttled or suppressed addresses look alike.
     return redirect("subscribers:signup_done", slug=newsletter.slug)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from api.webhooks.outbox import events_record, subscriber_payload
 from newsletter.conf import app_settings
 from subscribers import dispatch
-from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
+from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, time_zone_clean
 
 from .addresses import address_normalise, name_clean, subscribers_by_address
 from .ledger import RequestMeta, consent_record
@@ -68,6 +68,7 @@ def subscriber_signup(
     ip: str = "",
     user_agent: str = "",
     language: str = "",
+    time_zone: str = "",
 ) -> SignupOutcome:
     """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
 
@@ -107,6 +108,8 @@ def subscriber_signup(
             subscriber.name = name
         if language:
             subscriber.language = language[:16]
+        if time_zone := time_zone_clean(time_zone):
+            subscriber.time_zone = time_zone
         subscriber.status = Subscriber.Status.PENDING
         # Pending until the owner confirms this newsletter (confirmation.subscriber_confirm): consent is specific,
         # so confirming another newsletter later never activates this one.
