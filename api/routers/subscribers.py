@@ -17,7 +17,7 @@ from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.schemas import Email, Id, Limit, Slug, Text, cursor_dump, cursor_load
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
-from subscribers.models import ConsentEvent, Subscriber, Subscription
+from subscribers.models import ConsentEvent, Subscriber, Subscription, time_zone_clean
 from subscribers.services.addresses import InvalidAddress, address_normalise, subscribers_by_address
 from subscribers.services.ledger import RequestMeta
 from subscribers.services.privacy import subscriber_erase, subscriber_export
@@ -37,6 +37,7 @@ class SignupIn(Schema):
     consent_text: Text(2000, min_length=1) = Field(description="The consent wording the person agreed to.")
     policy_version: Text(32) = Field(default="", description="Defaults to the POLICY_VERSION in force.")
     language: Language = ""
+    time_zone: Text(64) = Field(default="", description="The reader's IANA time zone, e.g. Europe/Madrid.")
     ip: IPvAnyAddress | None = Field(default=None, description="The person's IP, as your signup form saw it.")
     user_agent: Text(300) = ""
 
@@ -48,6 +49,7 @@ class SubscriberOut(Schema):
     status: str
     source: str
     language: str
+    time_zone: str
     created_at: datetime
     confirmed_at: datetime | None
     newsletters: list[str]
@@ -134,6 +136,8 @@ def subscribers_create(request, payload: SignupIn, idempotency_key: IdempotencyK
         email = address_normalise(payload.email)
     except InvalidAddress as exc:
         raise field_problem("email", str(exc)) from exc
+    if payload.time_zone and not time_zone_clean(payload.time_zone):
+        raise field_problem("time_zone", "is not an IANA time zone name like Europe/Madrid")
     outcome = subscriber_signup(
         email,
         payload.name,
@@ -144,6 +148,7 @@ def subscribers_create(request, payload: SignupIn, idempotency_key: IdempotencyK
         ip=str(payload.ip or ""),
         user_agent=payload.user_agent,
         language=payload.language,
+        time_zone=payload.time_zone,
     )
     subscriber = subscribers_by_address(_subscribers(), email).first()
     return Status(202, {"outcome": str(outcome), "subscriber": subscriber})

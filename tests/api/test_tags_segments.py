@@ -63,3 +63,10 @@ def test_segments_are_listed_with_the_admins_recipient_count(admin_api, newslett
     admin_api.call("POST", f"/subscribers/{readers[4].pk}/tags", {"tags": ["Local"]})
     assert admin_api.call("GET", f"/segments/{segment.pk}").json()["recipients"] == 4
     assert_problem(admin_api.call("GET", "/segments/999999"), 404)
+
+
+def test_a_signup_through_the_api_may_give_the_readers_time_zone(admin_api, newsletter):
+    body = {"email": "ada@example.com", "newsletter": newsletter.slug, "consent_text": "yes"}
+    created = admin_api.call("POST", "/subscribers/", {**body, "time_zone": "Asia/Tokyo"})
+    assert created.status_code == 202 and created.json()["subscriber"]["time_zone"] == "Asia/Tokyo"
+    assert_problem(admin_api.call("POST", "/subscribers/", {**body, "time_zone": "Tokyo"}), 422, field="time_zone")
