@@ -66,6 +66,9 @@ class MastheadSettings:
     RATE_PER_HOUR = Setting(0, int, "messages per hour for all workers together; 0: unlimited")
     RATE_PER_DOMAIN_PER_MINUTE = Setting(0, int, "messages per minute per recipient domain; 0: unlimited")
     SMTP_TLS_CA_FILE = Setting("", str, "trust only this CA file for SMTP TLS (a private CA, a local relay)")
+    SMTPUTF8 = Setting(
+        False, bool, "the mail transport delivers to addresses with non-ASCII local parts (SMTPUTF8, RFC 6531)"
+    )
     SMTP_VERIFY_TLS = Setting(True, bool, "verify the SMTP server's certificate; false only for a local relay")
     UNSUBSCRIBE_MAILTO = Setting(
         "", str, "the mailto of List-Unsubscribe", lambda: f"unsubscribe@{settings.MAIL_DOMAIN}"
@@ -93,6 +96,12 @@ class MastheadSettings:
     BOUNCE_DOMAIN = Setting(
         "", str, "domain of the return paths (its MX reaches an inbound door)", lambda: settings.MAIL_DOMAIN
     )
+    SNS_CERT_URL_PATTERN = Setting(
+        r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[A-Za-z0-9_./-]+\.pem",
+        str,
+        "the URLs an SES webhook's SNS signing certificate may come from (a regular expression, matched whole)",
+    )
+    MAILGUN_WEBHOOK_MAX_AGE_SECONDS = Setting(300, int, "a Mailgun webhook's signature older than this is refused")
     INBOUND_ADDRESSES = Setting([], list, "more addresses the inbound doors accept (a feedback loop's)")
     INBOUND_RATE_PER_MINUTE = Setting(6000, int, "messages per minute the inbound doors take; then 'try later'")
     INBOUND_MAX_BYTES = Setting(10 * 1024 * 1024, int, "larger inbound messages are refused")

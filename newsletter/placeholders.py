@@ -3,8 +3,14 @@
 An issue is rendered once with these markers in place; per recipient only the markers change. Markers are plain
 ASCII with no characters that HTML, quoted-printable or base64 would alter, so they survive any body encoding
 that keeps lines intact (the sender uses 8-bit bodies). Each value is escaped for its context once per recipient.
+
+Content can never produce a marker: the layout is filled with one-render markers carrying a random nonce
+(render_markers), then `seal` breaks every marker-shaped text that came from content (a headline, an article body,
+a feed item, a sponsor line) and only then turns the nonce markers into the stored ones. So a feed item that
+writes %%MH_UNSUBSCRIBE_URL%% into an image URL gets that literal text, never the reader's link.
 """
 
+import secrets
 from dataclasses import dataclass
 from html import escape
 
@@ -15,6 +21,26 @@ PREFERENCES_URL = "%%MH_PREFERENCES_URL%%"
 NAME = "%%MH_NAME%%"
 
 MARKERS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME)
+_MARKER_START = "%%MH_"
+# What marker-shaped text from content becomes: the same characters to a reader, no longer a marker.
+_BROKEN = {True: "&#37;%MH_", False: "%\u2060%MH_"}  # html: an entity; text: a word joiner between the %s
+
+
+def render_markers() -> dict[str, str]:
+    """{stored marker: this render's marker}. The render's markers carry 128 random bits no content can guess, and
+    do not contain _MARKER_START."""
+    nonce = secrets.token_hex(16)
+    return {marker: marker.replace(_MARKER_START, f"%%MH{nonce}_", 1) for marker in MARKERS}
+
+
+def seal(rendered: str, markers: dict[str, str], *, html: bool) -> str:
+    """A render filled with `markers` (render_markers) as stored: every marker-shaped text (from content) broken,
+    NUL bytes dropped (the sender's slots use them), then this render's markers turned into the stored ones."""
+    rendered = rendered.replace("\x00", "").replace(_MARKER_START, _BROKEN[html])
+    for marker, nonced in markers.items():
+        rendered = rendered.replace(nonced, marker)
+    return rendered
+
 
 # What the greeting says for a reader who gave no name ("Hi there,"), for every door: send, preview, archive.
 NAME_FALLBACK = "there"

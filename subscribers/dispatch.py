@@ -9,6 +9,7 @@ from django.db import transaction
 SEND_CONFIRMATION = "subscribers.send_confirmation"
 SEND_EXPORT_LINK = "subscribers.send_export_link"
 PROCESS_MAIL_EVENT = "subscribers.process_mail_event"
+SEND_ERASE_LINK = "subscribers.send_erase_link"
 
 
 def _enqueue(name: str, *args) -> None:
@@ -21,6 +22,10 @@ def confirmation_send_later(subscriber_id: int, newsletter_id: int) -> None:
 
 def export_link_send_later(subscriber_id: int) -> None:
     _enqueue(SEND_EXPORT_LINK, subscriber_id)
+
+
+def erase_link_send_later(subscriber_id: int) -> None:
+    _enqueue(SEND_ERASE_LINK, subscriber_id)
 
 
 def mail_event_process_later(event_id: int) -> None:

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
-from .services.addresses import InvalidAddress, address_normalise, name_clean
+from .services.addresses import InvalidAddress, UndeliverableAddress, address_normalise, name_clean
 
 HONEYPOT = "website"
 
@@ -66,6 +66,13 @@ class SignupForm(forms.Form):
     def clean_email(self) -> str:
         try:
             return address_normalise(self.cleaned_data["email"])
+        except UndeliverableAddress as exc:
+            raise forms.ValidationError(
+                gettext(
+                    "We can't send email to an address with letters such as ü or ñ before the @ yet. "
+                    "Please use another address."
+                )
+            ) from exc
         except InvalidAddress as exc:
             raise forms.ValidationError(
                 gettext("Please enter a valid email address (%(reason)s).") % {"reason": exc}

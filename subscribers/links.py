@@ -60,6 +60,11 @@ def export_url(subscriber_token) -> str:
     return f"{settings.SITE_URL}/privacy/export/{make_token(Purpose.EXPORT, subscriber_token)}/"
 
 
+def erase_url(subscriber_token) -> str:
+    """The page whose button erases the person; only ever sent to their address (expires: MAX_AGE[ERASE])."""
+    return f"{settings.SITE_URL}/privacy/erase/{make_token(Purpose.ERASE, subscriber_token)}/"
+
+
 def bounce_domain() -> str:
     return app_settings.BOUNCE_DOMAIN
 

@@ -10,7 +10,7 @@ from newsletter.models import Newsletter
 from . import dispatch
 from .models import MailEvent, Subscriber
 from .services.bounces import mail_event_process
-from .services.emails import confirmation_send, export_link_send
+from .services.emails import confirmation_send, erase_link_send, export_link_send
 
 # Transient failures only: a refused recipient or a bad message would fail the same way again.
 TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError)
@@ -45,6 +45,16 @@ def export_link_send_task(subscriber_id: int) -> str:
     if subscriber is None:
         return "gone"
     export_link_send(subscriber)
+    return "sent"
+
+
+@shared_task(name=dispatch.SEND_ERASE_LINK, **EMAIL_TASK_OPTIONS)
+def erase_link_send_task(subscriber_id: int) -> str:
+    """Email the link that confirms an erasure. Skipped if the subscriber was erased meanwhile."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        return "gone"
+    erase_link_send(subscriber)
     return "sent"
 
 

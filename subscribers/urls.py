@@ -17,6 +17,7 @@ urlpatterns = [
     path("preferences/<str:token>/", views.preferences, name="preferences"),
     path("privacy/export-request/<str:token>/", views.export_request, name="export_request"),
     path("privacy/export/<str:token>/", views.export_download, name="export_download"),
+    path("privacy/erase-request/<str:token>/", views.erase_request, name="erase_request"),
     path("privacy/erase/<str:token>/", views.erase, name="erase"),
     path("webhooks/anymail/", include((tracking_urlpatterns(), "anymail"))),
 ]

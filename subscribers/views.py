@@ -19,10 +19,11 @@ from newsletter.models import Newsletter
 from .forms import PreferencesForm, SignupForm, consent_text
 from .models import ConsentEvent, Subscriber
 from .ratelimits import over_limit
+from .services.addresses import address_masked
 from .services.confirmation import ConfirmOutcome, subscriber_confirm
 from .services.ledger import RequestMeta
 from .services.preferences import subscriber_newsletter_ids, subscriber_preferences_update
-from .services.privacy import subscriber_erase, subscriber_export, subscriber_export_request
+from .services.privacy import subscriber_erase, subscriber_erase_request, subscriber_export, subscriber_export_request
 from .services.signup import subscriber_signup
 from .services.unsubscribe import subscriber_unsubscribe
 from .tokens import BadToken, Purpose, make_token, read_token
@@ -235,8 +236,9 @@ def preferences(request, token, subscriber, newsletter):
         {
             "form": form,
             "subscriber": subscriber,
+            # A link can leak (forwarded, logged): the page shows enough of the address to recognise it, no more.
+            "masked_email": address_masked(subscriber.email),
             "token": token,
-            "erase_token": make_token(Purpose.ERASE, subscriber.token),
         },
         status=400 if form.errors else 200,
     )
@@ -252,6 +254,17 @@ def export_request(request, token, subscriber, newsletter):
         return _too_many(request)
     subscriber_export_request(subscriber)
     messages.success(request, _("We have emailed you a link to download your data. It works for 48 hours."))
+    return redirect("subscribers:preferences", token=token)
+
+
+@require_POST
+@_link_view(Purpose.PREFERENCES)
+def erase_request(request, token, subscriber, newsletter):
+    """Erasure is confirmed from the mailbox: this only emails the link to the page that erases."""
+    if over_limit(request, "export", {"export_token": str(subscriber.token)}):
+        return _too_many(request)
+    subscriber_erase_request(subscriber)
+    messages.success(request, _("We have emailed you a link to confirm the erasure. It works for 48 hours."))
     return redirect("subscribers:preferences", token=token)
 
 

@@ -5,6 +5,8 @@
   admin module;
 - the subscribers app reaches the newsletter side only through `newsletter.delivery`'s public surface (its
   `__all__`), `newsletter.models` and the settings (`newsletter.conf`);
+- every other app (api, automations) may use the newsletter's services, but the delivery core only through
+  its `__all__`: the ledger's writers stay the delivery package's own;
 - only the dispatch modules enqueue tasks (`delay`, `apply_async`, `send_task`, `delay_on_commit`);
 - every import sits at the top of its module (apps.py's ready() excepted: Django's place to connect receivers).
 """
@@ -20,7 +22,7 @@ import pytest
 from newsletter.conf import declared
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("newsletter", "subscribers")
+APPS = ("newsletter", "subscribers", "api", "automations")
 ADAPTERS = ("tasks", "views", "admin", "admin_sending", "admin_import", "webhooks", "feeds", "devmail")
 ENQUEUE_CALLS = {"delay", "apply_async", "send_task", "delay_on_commit", "apply_async_on_commit"}
 SUBSCRIBERS_MAY_IMPORT = {"newsletter.models", "newsletter.conf", "newsletter.delivery"}
@@ -119,7 +121,11 @@ def violations(modules: list[Module]) -> list[str]:
                     problems.append(f"{where}: the subscribers app reaches a newsletter internal")
                 elif target == "newsletter.delivery" and not set(names) <= public:
                     problems.append(f"{where}: {sorted(set(names) - public)} not in newsletter.delivery.__all__")
-        if module.parts[0] == "subscribers":
+            elif module.parts[0] != "newsletter" and target.startswith("newsletter.delivery."):
+                problems.append(f"{where}: only newsletter.delivery's public surface may be used outside newsletter")
+            elif module.parts[0] != "newsletter" and target == "newsletter.delivery" and not set(names) <= public:
+                problems.append(f"{where}: {sorted(set(names) - public)} not in newsletter.delivery.__all__")
+        if module.parts[0] != "newsletter":
             problems += _delivery_attributes(module, public)
         if module.parts[-1] != "dispatch":
             for node in ast.walk(module.tree):
@@ -138,6 +144,8 @@ def violations(modules: list[Module]) -> list[str]:
 def _delivery_attributes(module: Module, public: set[str]) -> list[str]:
     """`from newsletter import delivery` then `delivery.<name>`: the name must be public."""
     problems = []
+    if not any(target == "newsletter" and "delivery" in names for _, target, names in imported(module)):
+        return problems  # `delivery` here is some other name (a Delivery row, say)
     for node in ast.walk(module.tree):
         named = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "delivery"
         if named and node.attr not in public:
@@ -165,6 +173,9 @@ def parsed(name: str, source: str) -> Module:
         ("subscribers.services.bounces", "from newsletter.delivery import ledger\n", "not in newsletter.delivery"),
         ("subscribers.services.bounces", "from newsletter import delivery\ndelivery.ledger\n", "not in __all__"),
         ("subscribers.services.signup", "def f(task):\n    task.delay(1)\n", "enqueues a task"),
+        ("api.routers.issues", "from newsletter.delivery.ledger import deliveries_withdraw\n", "public surface"),
+        ("automations.services.digests", "from newsletter.delivery import ledger\n", "not in newsletter.delivery"),
+        ("api.services.reports", "def f():\n    import json\n", "imports inside f()"),
         ("newsletter.services.sending", "def f():\n    import json\n", "imports inside f()"),
     ],
 )

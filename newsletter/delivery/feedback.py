@@ -47,14 +47,20 @@ def delivery_find(delivery_id: int) -> DeliveryRef | None:
     return _ref(row) if row else None
 
 
-def delivery_find_by_message_id(message_id: str) -> DeliveryRef | None:
-    """The delivery an ESP reports by the message id it was given (with or without angle brackets)."""
+def delivery_find_by_message_id(message_id: str, recipient: str = "") -> DeliveryRef | None:
+    """The delivery an ESP reports by the message id it was given (with or without angle brackets). When one id
+    covers several deliveries (one message to several recipients), the one to `recipient`."""
     bare = message_id.strip().strip("<>")
     if not bare:
         return None
     candidates = {message_id.strip(), bare, f"<{bare}>"}
     # `exclude("")` states the partial index delivery_message_id's condition, so the planner may use it.
-    row = Delivery.objects.filter(message_id__in=candidates).exclude(message_id="").values(*_FIELDS).first()
+    rows = Delivery.objects.filter(message_id__in=candidates).exclude(message_id="").order_by("id")
+    if recipient:
+        mine = rows.filter(subscriber__email__iexact=recipient.strip()).values(*_FIELDS).first()
+        if mine:
+            return _ref(mine)
+    row = rows.values(*_FIELDS).first()
     return _ref(row) if row else None
 
 

@@ -64,7 +64,7 @@ def wire_address(email: str) -> str:
     if _CONTROL.search(email) or "@" not in email:
         raise AddressError(f"invalid address {email!r}")
     local, _, domain = email.rpartition("@")
-    if not local.isascii():
+    if not local.isascii() and not app_settings.SMTPUTF8:
         raise AddressError(f"{email!r} has a non-ASCII local part (needs SMTPUTF8, not supported)")
     if not domain.isascii():
         try:

@@ -32,7 +32,7 @@ from newsletter.services.sanitizing import html_sanitize
 from newsletter.services.text import html_to_text
 
 # Bump when the rendering code changes what it produces, so cached renders from older code are not reused.
-RENDER_VERSION = 4
+RENDER_VERSION = 5
 CACHE_SECONDS = 24 * 3600
 
 
@@ -141,7 +141,10 @@ def issue_view_url(issue: Issue) -> str:
     return settings.SITE_URL + reverse("newsletter:issue", args=[issue.newsletter.slug, issue.public_id])
 
 
-def _context(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], view_url: str) -> dict:
+def _context(
+    issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], view_url: str, markers: dict | None = None
+) -> dict:
+    markers = markers or {m: m for m in placeholders.MARKERS}
     return {
         "issue": issue,
         "newsletter": newsletter,
@@ -153,9 +156,9 @@ def _context(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], v
         "site_host": settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0],
         "lang": newsletter.language or settings.LANGUAGE_CODE,
         "view_url": view_url,
-        "unsubscribe_url": placeholders.UNSUBSCRIBE_URL,
-        "preferences_url": placeholders.PREFERENCES_URL,
-        "name": placeholders.NAME,
+        "unsubscribe_url": markers[placeholders.UNSUBSCRIBE_URL],
+        "preferences_url": markers[placeholders.PREFERENCES_URL],
+        "name": markers[placeholders.NAME],
         "sent_on": issue.scheduled_at or issue.started_at or timezone.now(),
     }
 
@@ -213,8 +216,10 @@ def issue_mjml(issue: Issue) -> str:
 
 
 def render_blocks(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBlock], view_url: str) -> RenderedIssue:
-    """Fill and compile the newsletter's layout for these article blocks (no cache)."""
-    context = _context(issue, newsletter, blocks, view_url)
+    """Fill and compile the newsletter's layout for these article blocks (no cache). Personal markers come only
+    from the layout: any marker-shaped text in the content is broken (placeholders.seal)."""
+    markers = placeholders.render_markers()
+    context = _context(issue, newsletter, blocks, view_url, markers)
     layout = newsletter.template or "default"
     # The layout's fixed words (greeting, headings, footer, dates) in the newsletter's language, whatever the
     # language of the editor's request or the worker.
@@ -227,7 +232,11 @@ def render_blocks(issue: Issue, newsletter: Newsletter, blocks: list[ArticleBloc
         lines = mjml_source.splitlines()
         excerpt = lines[exc.line - 1].strip() if exc.line and exc.line <= len(lines) else ""
         raise RenderError(f"MJML error: {exc.message}", line=exc.line, source="MJML", excerpt=excerpt) from exc
-    return RenderedIssue(subject=issue.subject, html=compiled, text=_tidy_text(text))
+    return RenderedIssue(
+        subject=issue.subject,
+        html=placeholders.seal(compiled, markers, html=True),
+        text=placeholders.seal(_tidy_text(text), markers, html=False),
+    )
 
 
 def _tidy_text(text: str) -> str:

@@ -6,12 +6,25 @@ from django.db.models.functions import Lower
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT
 
+from newsletter.conf import app_settings
+
 # RFC 5321 4.5.3.1: 64 octets before the @-sign, 254 in all (email-validator's limits).
 _LOCAL_MAX, _ADDRESS_MAX = 64, 254
 
 
 class InvalidAddress(ValueError):
     """The address is not a valid email address; the message says why, in words a person can act on."""
+
+
+class UndeliverableAddress(InvalidAddress):
+    """A valid address our mail transport can't deliver to: letters outside ASCII before the @ (they need
+    SMTPUTF8, which MASTHEAD's SMTPUTF8 setting says the transport lacks)."""
+
+
+def address_masked(email: str) -> str:
+    """The address as a page that anyone holding a link may see shows it: "j•••@example.com"."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}\u2022\u2022\u2022@{domain}" if local else "\u2022\u2022\u2022"
 
 
 def address_normalise(email: str) -> str:
@@ -31,6 +44,11 @@ def address_normalise(email: str) -> str:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from exc
+    if not result.ascii_email and not app_settings.SMTPUTF8:
+        raise UndeliverableAddress(
+            "the part before the @ has letters outside plain English (A–Z); our mail server can't deliver to such "
+            "addresses yet"
+        )
     return result.normalized
 
 

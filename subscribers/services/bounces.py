@@ -68,12 +68,37 @@ def mail_event_record(event: AnymailTrackingEvent, esp_name: str) -> MailEvent |
         event_id=event.event_id or "",
         kind=kind,
         recipient=event.recipient or "",
-        message_id=event.message_id or "",
+        message_id=_delivery_message_id(event),
         description=event.description or event.mta_response or "",
     )
     if created:
         dispatch.mail_event_process_later(row.pk)
     return row
+
+
+def _header_message_ids(raw: object) -> list[str]:
+    """The Message-ID header the ESP reports beside its own id: ours, when the mail went through its SMTP relay."""
+    if not isinstance(raw, dict):
+        return []
+    found: list[object] = []
+    mail = raw.get("mail") if isinstance(raw.get("mail"), dict) else {}  # Amazon SES
+    common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    found.append(common.get("messageId"))
+    for header in mail.get("headers") or []:
+        if isinstance(header, dict) and str(header.get("name", "")).lower() == "message-id":
+            found.append(header.get("value"))
+    found.append(raw.get("smtp-id"))  # SendGrid
+    return [value for value in found if isinstance(value, str) and value.strip()]
+
+
+def _delivery_message_id(event: AnymailTrackingEvent) -> str:
+    """The message id to find the event's delivery by: the ESP's own id when a delivery carries it (sent through
+    the ESP's API), else the Message-ID header it reports (sent through its SMTP relay), else the ESP's id."""
+    ids = [event.message_id or "", *_header_message_ids(event.esp_event)]
+    for message_id in ids:
+        if message_id and delivery.delivery_find_by_message_id(message_id):
+            return message_id
+    return ids[0]
 
 
 def mail_event_store(
@@ -119,7 +144,11 @@ def mail_event_process(
             if event.delivery_id:
                 sent = delivery.delivery_find(event.delivery_id)
             else:
-                sent = delivery.delivery_find_by_message_id(event.message_id) if event.message_id else None
+                sent = (
+                    delivery.delivery_find_by_message_id(event.message_id, event.recipient)
+                    if event.message_id
+                    else None
+                )
         subscriber = Subscriber.objects.filter(pk=sent.subscriber_id).first() if sent and sent.subscriber_id else None
         if subscriber is None and event.recipient:
             # ESPs report internationalised domains in their ASCII (IDNA) form; subscribers are on file in the

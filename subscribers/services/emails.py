@@ -84,3 +84,12 @@ def export_link_send(subscriber: Subscriber) -> None:
         hours = int(MAX_AGE[Purpose.EXPORT].total_seconds() // 3600)
         context = {"export_url": links.export_url(subscriber.token), "hours": hours}
         _send(subscriber, _("Your data, as you asked"), "export", context)
+
+
+def erase_link_send(subscriber: Subscriber) -> None:
+    """Email the person the signed, expiring link whose page erases them: erasure is confirmed from the mailbox,
+    so a preferences link that leaked can't erase anyone."""
+    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
+        hours = int(MAX_AGE[Purpose.ERASE].total_seconds() // 3600)
+        context = {"erase_url": links.erase_url(subscriber.token), "hours": hours}
+        _send(subscriber, _("Confirm that we should erase your data"), "erase", context)

@@ -78,6 +78,11 @@ def subscriber_export_request(subscriber: Subscriber) -> None:
     dispatch.export_link_send_later(subscriber.pk)
 
 
+def subscriber_erase_request(subscriber: Subscriber) -> None:
+    """Email the person the link that confirms their erasure (after commit, on the priority queue)."""
+    dispatch.erase_link_send_later(subscriber.pk)
+
+
 @transaction.atomic
 def subscriber_erase(subscriber: Subscriber, source: str = ConsentEvent.Source.LINK, detail: str = "") -> str:
     """Erase a person: delete their record, subscriptions and delivery personalisation; blank the personal

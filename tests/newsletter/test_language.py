@@ -125,3 +125,27 @@ def test_the_language_is_one_of_the_sites_languages(settings):
         newsletter.full_clean()
     newsletter.language = "es"
     newsletter.full_clean()
+
+
+def test_the_digest_layout_and_the_sponsor_block_speak_the_newsletters_language_too():
+    newsletter = NewsletterFactory(language="es", slug="resumen", template="digest")
+    issue = issue_with_articles(
+        2, newsletter=newsletter, sponsor_name="Librería Sol", sponsor_url="https://sol.example/"
+    )
+    issue.scheduled_at = timezone.make_aware(timezone.datetime(2026, 12, 3, 7, 0))
+    issue.save()
+    with translation.override("en"):
+        rendered = issue_render(issue, use_cache=False)
+    words = ["Hola, ", "Ver en el navegador", "Gestiona tus preferencias", "Darme de baja", "porque te suscribiste en",
+             "de diciembre de 2026", "Patrocinado por"]  # fmt: skip
+    for part in (rendered.html, rendered.text):
+        assert not [w for w in words if w.lower() not in part.lower()]
+        assert not [w for w in ("Hi ", "Sponsored by", "View in your browser", "Unsubscribe", "December") if w in part]
+    assert "Leer" in rendered.html and "Read &rarr;" not in rendered.html
+
+
+def test_the_feature_layouts_sponsor_block_is_translated():
+    issue = issue_in("es", sponsor_name="Librería Sol", sponsor_url="https://sol.example/")
+    rendered = issue_render(issue, use_cache=False)
+    assert 'Patrocinado por <a href="https://sol.example/"' in rendered.html
+    assert "PATROCINADO POR LIBRERÍA SOL" in rendered.text

@@ -7,6 +7,7 @@ from django.core.cache import cache
 from subscribers import links
 from subscribers.tokens import Purpose, _salt
 from tests.factories import NewsletterFactory
+from tests.subscribers.sns import sns_certificates  # noqa: F401  (a fixture for the SES webhook tests)
 
 
 @pytest.fixture(autouse=True)

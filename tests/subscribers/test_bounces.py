@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
@@ -14,8 +15,9 @@ from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression,
 from subscribers.services.bounces import event_kind
 from subscribers.tasks import mail_event_process_task
 from tests.factories import DeliveryFactory, IssueFactory, subscribed
+from tests.subscribers.sns import ses_notification, signed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sns_certificates")]
 
 SECRET = "hooks:s3cret-webhook-password"
 MAILGUN_KEY = "mailgun-signing-key"
@@ -129,11 +131,11 @@ def test_a_complaint_under_the_threshold_does_not_pause(client, newsletter, sett
 
 def test_mailgun_signed_complaint(client, newsletter, on_commit):
     subscribed(newsletter, email="mg@example.com")
-    timestamp, token = "1764064800", "a-unique-mailgun-token-0001"
+    timestamp, token = str(int(time.time())), "a-unique-mailgun-token-0001"
     signature = hmac.new(MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     payload = {
         "signature": {"timestamp": timestamp, "token": token, "signature": signature},
-        "event-data": {"event": "complained", "recipient": "mg@example.com", "timestamp": 1764064800.0,
+        "event-data": {"event": "complained", "recipient": "mg@example.com", "timestamp": float(timestamp) - 5,
                        "message": {"headers": {"message-id": "mg-1@example.org"}}},
     }  # fmt: skip
     url = "/webhooks/anymail/mailgun/tracking/"
@@ -152,8 +154,7 @@ def test_amazon_ses_transient_bounce_is_soft_and_permanent_is_hard(client, newsl
         message = {"notificationType": "Bounce", "mail": {"messageId": "ses-1", "destination": ["ses@example.com"]},
                    "bounce": {"bounceType": bounce_type, "bounceSubType": "General",
                               "bouncedRecipients": [{"emailAddress": "ses@example.com"}]}}  # fmt: skip
-        body = {"Type": "Notification", "MessageId": sns_id, "TopicArn": "arn:aws:sns:eu-west-1:1:ses",
-                "Message": json.dumps(message), "Timestamp": "2026-11-25T10:00:00.000Z"}  # fmt: skip
+        body = signed(ses_notification(message, sns_id))
         headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": sns_id, **AUTH}
         return client.post("/webhooks/anymail/amazon_ses/tracking/", json.dumps(body), "text/plain", **headers)
 
@@ -211,8 +212,7 @@ def test_a_multi_recipient_ses_bounce_suppresses_every_recipient(client, newslet
                                                       "destination": [r.email for r in readers]},
                "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
                           "bouncedRecipients": [{"emailAddress": r.email} for r in readers[:2]]}}  # fmt: skip
-    body = {"Type": "Notification", "MessageId": "sns-multi", "TopicArn": "arn:aws:sns:eu-west-1:1:ses",
-            "Message": json.dumps(message), "Timestamp": "2026-11-25T10:00:00.000Z"}  # fmt: skip
+    body = signed(ses_notification(message, "sns-multi"))
     headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": "sns-multi", **AUTH}
     url = "/webhooks/anymail/amazon_ses/tracking/"
     with on_commit() as callbacks:
@@ -245,3 +245,60 @@ def test_webhook_bounces_and_complaints_show_on_the_delivery_and_in_the_issue_co
     assert complained.complained_at and not complained.bounce_kind
     counts = issue_progress(issue)["counts"]
     assert (counts["sent"], counts["bounced"], counts["soft_bounced"], counts["complained"]) == (5, 1, 1, 1)
+
+
+def _ses_post(client, message: dict, sns_id: str):
+    headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": sns_id, **AUTH}
+    body = signed(ses_notification(message, sns_id))
+    return client.post("/webhooks/anymail/amazon_ses/tracking/", json.dumps(body), "text/plain", **headers)
+
+
+def test_a_multi_recipient_ses_bounce_lands_on_each_recipients_own_delivery(client, newsletter, on_commit):
+    from newsletter.services.sending import issue_progress
+
+    issue = IssueFactory(sending=True, newsletter=newsletter)
+    readers = [subscribed(newsletter, email=f"m{i}@example.com") for i in range(3)]
+    rows = [DeliveryFactory(issue=issue, subscriber=r, status="sent", message_id="ses-shared") for r in readers]
+    message = {"notificationType": "Bounce",
+               "mail": {"messageId": "ses-shared", "destination": [r.email for r in readers]},
+               "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                          "bouncedRecipients": [{"emailAddress": r.email} for r in readers[1:]]}}  # fmt: skip
+    with on_commit() as callbacks:
+        assert _ses_post(client, message, "sns-shared").status_code == 200
+    process_queued(callbacks)
+    kinds = [Delivery.objects.get(pk=row.pk).bounce_kind for row in rows]
+    assert kinds == ["", "hard", "hard"]
+    assert set(MailEvent.objects.values_list("delivery_id", flat=True)) == {rows[1].pk, rows[2].pk}
+    assert issue_progress(issue)["counts"]["bounced"] == 2
+
+
+def test_an_ses_event_for_mail_sent_through_its_smtp_relay_finds_the_delivery_by_our_message_id(
+    client, newsletter, on_commit
+):
+    """Sent over SMTP, the delivery holds our Message-ID; SES reports its own id, and ours among the headers."""
+    from newsletter.services.sending import issue_progress
+
+    issue = IssueFactory(sending=True, newsletter=newsletter)
+    bounced, complained = (subscribed(newsletter, email=f"r{i}@example.com") for i in range(2))
+    ours = [f"<{issue.public_id.hex}.{n}@news.example.org>" for n in (1, 2)]
+    rows = [
+        DeliveryFactory(issue=issue, subscriber=s, status="sent", message_id=m)
+        for s, m in zip((bounced, complained), ours, strict=True)
+    ]
+    bounce = {"notificationType": "Bounce",
+              "mail": {"messageId": "0102-ses-own-1", "destination": [bounced.email],
+                       "commonHeaders": {"messageId": ours[0]}},
+              "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                         "bouncedRecipients": [{"emailAddress": bounced.email}]}}  # fmt: skip
+    complaint = {"notificationType": "Complaint",
+                 "mail": {"messageId": "0102-ses-own-2", "destination": [complained.email],
+                          "headers": [{"name": "Message-ID", "value": ours[1]}]},
+                 "complaint": {"complainedRecipients": [{"emailAddress": complained.email}]}}  # fmt: skip
+    with on_commit() as callbacks:
+        assert _ses_post(client, bounce, "sns-r1").status_code == 200
+        assert _ses_post(client, complaint, "sns-r2").status_code == 200
+    process_queued(callbacks)
+    assert Delivery.objects.get(pk=rows[0].pk).bounce_kind == "hard"
+    assert Delivery.objects.get(pk=rows[1].pk).complained_at is not None
+    counts = issue_progress(issue)["counts"]
+    assert (counts["bounced"], counts["complained"]) == (1, 1)

@@ -11,7 +11,7 @@ from subscribers.services.ledger import RequestMeta
 from subscribers.services.privacy import subscriber_erase
 from subscribers.services.signup import SignupOutcome, subscriber_signup
 from subscribers.services.suppression import address_suppress
-from subscribers.tasks import export_link_send_task
+from subscribers.tasks import erase_link_send_task, export_link_send_task
 from subscribers.tokens import Purpose, make_token
 from tests.factories import DeliveryFactory, IssueFactory, subscribed
 
@@ -73,12 +73,22 @@ def test_export_request_is_rate_limited_per_person(client, reader, settings):
     assert codes == [302, 302, 302, 429]
 
 
-def test_erase_asks_first_then_deletes_personal_data(client, reader, newsletter, preferences_path):
+def test_erase_asks_first_then_deletes_personal_data(
+    client, reader, newsletter, preferences_path, smtp_server, on_commit, path_of
+):
     MailEvent.objects.create(esp="Postmark", kind="soft_bounce", recipient="ada@example.com", description="full box")
     path = preferences_path(reader)
-    erase_link = next(
-        part.split('"')[0] for part in client.get(path).content.decode().split('href="') if "/privacy/erase/" in part
-    )
+    preferences = client.get(path).content.decode()
+    assert "/privacy/erase/" not in preferences  # the page a leaked link opens can't erase: the mailbox confirms
+    with on_commit() as callbacks:
+        response = client.post(f"/privacy/erase-request/{make_token(Purpose.PREFERENCES, reader.token)}/")
+    assert response.status_code == 302 and len(callbacks) == 1
+    assert Subscriber.objects.filter(pk=reader.pk).exists()  # asking changed nothing yet
+    assert erase_link_send_task(reader.pk) == "sent"
+    (received,) = smtp_server.messages
+    assert received.rcpt_tos == ["ada@example.com"]
+    text = received.message.get_body(("plain",)).get_content()
+    erase_link = path_of(next(w for w in text.split() if "/privacy/erase/" in w))
     page = client.get(erase_link)
     assert page.status_code == 200 and b"Yes, erase my data" in page.content
     assert Subscriber.objects.filter(pk=reader.pk).exists()  # GET changed nothing
@@ -133,3 +143,13 @@ def test_erase_stops_an_issue_being_sent(newsletter):
     subscriber_erase(subscriber)
     pending.refresh_from_db()
     assert pending.status == Delivery.Status.SKIPPED and pending.subscriber is None
+
+
+def test_a_leaked_preferences_link_shows_no_address_and_erases_no_one(client, reader, preferences_path):
+    """Opened from another browser with no cookie, the preferences link shows a masked address, and no link on the
+    page (nor a POST to it) erases anyone: the erase link only ever goes to the mailbox."""
+    page = client.get(preferences_path(reader)).content.decode()
+    assert "ada@example.com" not in page and "a\u2022\u2022\u2022@example.com" in page
+    assert "/privacy/erase/" not in page
+    client.post(f"/privacy/erase/{make_token(Purpose.PREFERENCES, reader.token)}/")  # wrong purpose: refused
+    assert Subscriber.objects.filter(pk=reader.pk).exists()

@@ -77,6 +77,8 @@ class SmtpTransport:
         if data.startswith(b"."):
             data = b"." + data
         options = b" " + b" ".join(o.encode() for o in self.options) if self.options else b""
+        if not (mail_from + rcpt).isascii():
+            options += b" SMTPUTF8"  # only reached with MASTHEAD's SMTPUTF8 on (RFC 6531)
         envelope = [b"MAIL FROM:<%s>%s\r\n" % (mail_from.encode(), options), b"RCPT TO:<%s>\r\n" % rcpt.encode()]
         if self.pipelining:
             smtp.send(b"".join(envelope) + b"DATA\r\n")
