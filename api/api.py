@@ -8,7 +8,7 @@ from ninja import NinjaAPI
 
 from api.auth import TokenAuth
 from api.errors import problem_openapi, problem_response, problems_install
-from api.routers import articles, issues, newsletters, subscribers, suppressions
+from api.routers import articles, issues, newsletters, segments, subscribers, suppressions
 
 DESCRIPTION = """Drive Masthead from a CMS or a script: push articles, compose and send issues, add readers.
 
@@ -36,6 +36,7 @@ api.add_router("/articles", articles.router)
 api.add_router("/issues", issues.router)
 api.add_router("/subscribers", subscribers.router)
 api.add_router("/suppressions", suppressions.router)
+api.add_router("/segments", segments.router)
 
 
 @csrf_exempt  # an API client has no CSRF token; this view changes nothing

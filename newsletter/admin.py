@@ -427,6 +427,9 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
                            "frozen_at", "public_id"]}),
         (_("Canary"), {"fields": ["canary_percent", "canary_minimum", "canary_hold_minutes"],
                        "classes": ["collapse"]}),
+        (_("Delivery time"), {"fields": ["local_time", "window_start", "window_end"], "classes": ["collapse"],
+                              "description": _("In each reader's own time zone (from the signup page or the import; "
+                                               "the site's time zone when unknown). Leave empty to send at once.")}),
         (_("Sponsor"), {"fields": ["sponsor_name", "sponsor_url", "sponsor_text", "sponsor_image"],
                         "classes": ["collapse"]}),
     ]  # fmt: skip

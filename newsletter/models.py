@@ -203,6 +203,15 @@ class Issue(models.Model):
     )
     canary_minimum = models.PositiveIntegerField(default=200)
     canary_hold_minutes = models.PositiveSmallIntegerField(default=30)
+    # Send windows, in each reader's own time zone (Subscriber.time_zone; blank: the site's TIME_ZONE): at a local
+    # time (the next one at or after the send starts), or only inside a local window. Empty: at once.
+    local_time = models.TimeField(
+        null=True, blank=True, help_text=_("Deliver at this time in each reader's time zone, e.g. 07:00.")
+    )
+    window_start = models.TimeField(
+        null=True, blank=True, help_text=_("Deliver only from this time in each reader's time zone …")
+    )
+    window_end = models.TimeField(null=True, blank=True, help_text=_("… until this one, e.g. 07:00 to 21:00."))
     # Why the issue is paused or failed (a canary that crossed a threshold …), for the editor.
     status_reason = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
@@ -255,9 +264,21 @@ class Issue(models.Model):
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
 
+    @property
+    def has_send_window(self) -> bool:
+        return self.local_time is not None or self.window_start is not None
+
     def clean(self) -> None:
         if self.segment_id and self.newsletter_id and self.segment.newsletter_id != self.newsletter_id:
             raise ValidationError({"segment": _("Choose a segment of this issue's newsletter.")})
+        if (self.window_start is None) != (self.window_end is None):
+            raise ValidationError({"window_end": _("Give both ends of the window, or neither.")})
+        if self.window_start is not None and self.window_start == self.window_end:
+            raise ValidationError({"window_end": _("The window must not end when it starts.")})
+        if self.local_time is not None and self.window_start is not None:
+            raise ValidationError({"local_time": _("Choose a local time or a window, not both.")})
+        if self.has_send_window and self.canary_percent:
+            raise ValidationError({"canary_percent": _("A canary cannot be combined with local delivery times.")})
 
     def transition_to(self, status: str, from_status: str | None = None, **fields) -> bool:
         """Move to `status` if the current status allows it (and is `from_status`, when given), as one conditional

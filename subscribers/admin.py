@@ -80,8 +80,12 @@ class SubscriberAdmin(admin.ModelAdmin):
     list_filter = ["status", "subscriptions__newsletter", "source", "tag_links__tag", "created_at"]
     search_fields = ["email", "name"]
     date_hierarchy = "created_at"
-    fields = ["email", "name", "status", "source", "soft_bounces", "created_at", "confirmed_at", "updated_at"]
-    readonly_fields = ["email", "status", "source", "soft_bounces", "created_at", "confirmed_at", "updated_at"]
+    fields = [
+        "email", "name", "status", "source", "time_zone", "soft_bounces", "created_at", "confirmed_at", "updated_at",
+    ]  # fmt: skip
+    readonly_fields = [
+        "email", "status", "source", "time_zone", "soft_bounces", "created_at", "confirmed_at", "updated_at",
+    ]  # fmt: skip
     inlines = [SubscriptionInline, ConsentEventInline]
     actions = [
         "tag_selected", "untag_selected", "unsubscribe_selected", "suppress_selected", "export_selected",

@@ -1,8 +1,10 @@
 """Readers, what they subscribed to, the append-only consent ledger, and the suppression list."""
 
+import functools
 import hashlib
 import hmac
 import uuid
+import zoneinfo
 
 from django.conf import settings
 from django.db import models
@@ -41,6 +43,17 @@ def suppression_key_id(key: str) -> str:
     return hmac.new(key.encode(), b"masthead suppression key id", hashlib.sha256).hexdigest()[:12]
 
 
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_clean(value: str) -> str:
+    """The IANA time zone name if `value` is one (e.g. "Europe/Madrid"), else "" (unknown, or not sent)."""
+    value = (value or "").strip()
+    return value if value in _time_zones() else ""
+
+
 class Subscriber(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("Awaiting confirmation")
@@ -57,6 +70,9 @@ class Subscriber(models.Model):
     # The language of the page they signed up on (a code from settings.LANGUAGES): their emails are written in it.
     # Blank (imported people): settings.LANGUAGE_CODE.
     language = models.CharField(max_length=16, blank=True)
+    # An IANA time zone (from the signup page's browser, or an import column) for sends in the reader's local time;
+    # blank: the site's TIME_ZONE. db_default: the import's and other raw INSERTs name only the columns they fill.
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
     confirmed_at = models.DateTimeField(null=True, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
     soft_bounces = models.PositiveSmallIntegerField(default=0)

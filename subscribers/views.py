@@ -104,6 +104,8 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
             meta.user_agent,
             language=get_language() or "",
             measure=bool(form.cleaned_data.get("measure")),
+            # Filled in by the page's script from the browser (Intl); checked against the IANA names.
+            time_zone=request.POST.get("time_zone", "")[:64],
         )
     # The same page whatever happened: known, unknown, throttled or suppressed addresses look alike.
     return redirect("subscribers:signup_done", slug=newsletter.slug)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
 from pydantic import Field, IPvAnyAddress
@@ -16,11 +17,12 @@ from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.schemas import Email, Id, Limit, Slug, Text, cursor_dump, cursor_load
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
-from subscribers.models import ConsentEvent, Subscriber, Subscription
+from subscribers.models import ConsentEvent, Subscriber, Subscription, time_zone_clean
 from subscribers.services.addresses import InvalidAddress, address_normalise, subscribers_by_address
 from subscribers.services.ledger import RequestMeta
 from subscribers.services.privacy import subscriber_erase, subscriber_export
 from subscribers.services.signup import subscriber_signup
+from subscribers.services.tags import TagError, subscribers_tag, subscribers_untag
 from subscribers.services.unsubscribe import subscriber_unsubscribe
 
 router = Router(tags=["subscribers"])
@@ -35,6 +37,7 @@ class SignupIn(Schema):
     consent_text: Text(2000, min_length=1) = Field(description="The consent wording the person agreed to.")
     policy_version: Text(32) = Field(default="", description="Defaults to the POLICY_VERSION in force.")
     language: Language = ""
+    time_zone: Text(64) = Field(default="", description="The reader's IANA time zone, e.g. Europe/Madrid.")
     ip: IPvAnyAddress | None = Field(default=None, description="The person's IP, as your signup form saw it.")
     user_agent: Text(300) = ""
 
@@ -46,13 +49,19 @@ class SubscriberOut(Schema):
     status: str
     source: str
     language: str
+    time_zone: str
     created_at: datetime
     confirmed_at: datetime | None
     newsletters: list[str]
+    tags: list[str]
 
     @staticmethod
     def resolve_newsletters(obj) -> list[str]:
         return sorted(s.newsletter.slug for s in obj.subscriptions.all() if s.status == Subscription.Status.ACTIVE)
+
+    @staticmethod
+    def resolve_tags(obj) -> list[str]:
+        return sorted((link.tag.name for link in obj.tag_links.all()), key=str.lower)
 
 
 class SignupOut(Schema):
@@ -86,13 +95,29 @@ class UnsubscribeOut(Schema):
     subscriber: SubscriberOut
 
 
+TagName = Text(64, min_length=1)
+
+
+class TagsIn(Schema):
+    tags: list[TagName] = Field(min_length=1, max_length=100, description="Tag names; new ones are created.")
+
+
+class TagQuery(Schema):
+    tag: TagName
+
+
+class TagsOut(Schema):
+    tags: list[str] = Field(description="The subscriber's tags after the change, by name.")
+    changed: int = Field(description="How many tags were added or removed by this call (0 on a repeat).")
+
+
 class EraseOut(Schema):
     erased: bool
     email_hash: str
 
 
 def _subscribers():
-    return Subscriber.objects.prefetch_related("subscriptions__newsletter")
+    return Subscriber.objects.prefetch_related("subscriptions__newsletter", "tag_links__tag")
 
 
 def _newsletter(slug: str) -> Newsletter:
@@ -111,6 +136,8 @@ def subscribers_create(request, payload: SignupIn, idempotency_key: IdempotencyK
         email = address_normalise(payload.email)
     except InvalidAddress as exc:
         raise field_problem("email", str(exc)) from exc
+    if payload.time_zone and not time_zone_clean(payload.time_zone):
+        raise field_problem("time_zone", "is not an IANA time zone name like Europe/Madrid")
     outcome = subscriber_signup(
         email,
         payload.name,
@@ -121,6 +148,7 @@ def subscribers_create(request, payload: SignupIn, idempotency_key: IdempotencyK
         ip=str(payload.ip or ""),
         user_agent=payload.user_agent,
         language=payload.language,
+        time_zone=payload.time_zone,
     )
     subscriber = subscribers_by_address(_subscribers(), email).first()
     return Status(202, {"outcome": str(outcome), "subscriber": subscriber})
@@ -165,6 +193,38 @@ def subscribers_unsubscribe(request, subscriber_id: Id, payload: UnsubscribeIn):
         subscriber, newsletter, source=ConsentEvent.Source.API, meta=RequestMeta.from_request(request)
     )
     return {"changed": changed, "subscriber": _subscribers().get(pk=subscriber.pk)}
+
+
+def _tags(subscriber_id: int, changed: int) -> dict:
+    return {"tags": SubscriberOut.resolve_tags(_subscribers().get(pk=subscriber_id)), "changed": changed}
+
+
+@router.get("/{subscriber_id}/tags", response=TagsOut, summary="A subscriber's tags")
+def subscribers_tags(request, subscriber_id: Id):
+    require(request, "subscribers.view_subscriber")
+    subscriber = get_object_or_404(Subscriber, pk=subscriber_id)
+    return _tags(subscriber.pk, 0)
+
+
+@router.post("/{subscriber_id}/tags", response=TagsOut, summary="Tag a subscriber (safe to repeat)")
+def subscribers_tags_add(request, subscriber_id: Id, payload: TagsIn):
+    require(request, "subscribers.change_subscriber")
+    subscriber = get_object_or_404(Subscriber, pk=subscriber_id)
+    changed = 0
+    with transaction.atomic():
+        for name in payload.tags:
+            try:
+                changed += subscribers_tag([subscriber.pk], name)
+            except TagError as exc:
+                raise field_problem("tags", str(exc)) from exc
+    return _tags(subscriber.pk, changed)
+
+
+@router.delete("/{subscriber_id}/tags", response=TagsOut, summary="Remove a tag from a subscriber")
+def subscribers_tags_remove(request, subscriber_id: Id, query: Query[TagQuery]):
+    require(request, "subscribers.change_subscriber")
+    subscriber = get_object_or_404(Subscriber, pk=subscriber_id)
+    return _tags(subscriber.pk, subscribers_untag([subscriber.pk], query.tag))
 
 
 @router.get("/{subscriber_id}/export", response=dict[str, Any], summary="Everything held about a subscriber")

@@ -4,6 +4,7 @@ The send run's bookkeeping (SendRun) is written here too. The outcome of a send 
 by outcomes.py, conditional on the claim token, because it is on the hot path.
 
     materialise            (nothing) → pending        one row per mailable recipient, unique per issue
+    wait_local             pending → deferred         a send window: not before the reader's local time
     claim                  pending, deferred (due) → sending    FOR UPDATE SKIP LOCKED, lease + claim token
     skip                   sending → skipped          the claim's re-check: no longer mailable
     release                sending → pending/skipped  unsent rows given back (pause, time) or dropped (cancel)
@@ -29,7 +30,7 @@ from django.utils import timezone
 
 from engagement.services.consent import reader_measured
 from newsletter.conf import app_settings
-from newsletter.delivery import audience
+from newsletter.delivery import audience, windows
 from newsletter.delivery.messages import AddressError, Recipient, wire_address
 from newsletter.models import Delivery, Issue, SendRun
 from subscribers.models import Subscriber, Subscription
@@ -60,6 +61,7 @@ CANCEL_OPEN = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.
 WITHDRAW = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.SKIPPED)
 RELEASE_HELD = Transition((Status.HELD,), Status.PENDING)
 REOPEN_FAILED = Transition((Status.FAILED,), Status.PENDING)
+WAIT_LOCAL = Transition((Status.PENDING,), Status.DEFERRED)
 
 
 def lease_seconds() -> int:
@@ -116,6 +118,8 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
                             ON CONFLICT DO NOTHING""",
                         [issue_id, initial, now, *params],
                     )
+                    if issue.has_send_window:
+                        deliveries_wait_local(issue, ids)
                     run_beat(issue_id)
         if len(ids) < MATERIALISE_CHUNK:
             if initial == Status.HELD:
@@ -127,6 +131,23 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
         if time.monotonic() > deadline:
             tables_analyse(Delivery)
             return cursor_id
+
+
+def deliveries_wait_local(issue: Issue, subscriber_ids: list[int]) -> int:
+    """The send window: of these readers' new rows, those whose local time has not come wait for it (deferred,
+    never attempted, `next_attempt_at` = their time). One UPDATE per time zone in the chunk; in materialise's
+    transaction, so no chain sees them pending. Returns how many wait."""
+    started = issue.started_at or timezone.now()
+    by_zone: dict[str, list[int]] = {}
+    for subscriber_id, zone in Subscriber.objects.filter(pk__in=subscriber_ids).values_list("id", "time_zone"):
+        by_zone.setdefault(zone, []).append(subscriber_id)
+    waiting = 0
+    for zone, ids in by_zone.items():
+        when = windows.release_at(issue, zone, started)
+        if when is not None:
+            rows = Delivery.objects.filter(issue_id=issue.pk, subscriber_id__in=ids, attempts=0)
+            waiting += WAIT_LOCAL.apply(rows, next_attempt_at=when)
+    return waiting
 
 
 def tables_analyse(*models) -> None:

@@ -165,6 +165,8 @@ def issue_progress(issue: Issue) -> dict:
             bounced=Count("id", filter=Q(bounce_kind=Delivery.BounceKind.HARD)),
             soft_bounced=Count("id", filter=Q(bounce_kind=Delivery.BounceKind.SOFT)),
             complained=Count("id", filter=Q(complained_at__isnull=False)),
+            # A send window: deferred rows never attempted are waiting for the reader's local time.
+            waiting_local_time=Count("id", filter=Q(status=Delivery.Status.DEFERRED, attempts=0)),
         )
     )
     run = SendRun.objects.filter(pk=issue.pk).first()
@@ -194,6 +196,23 @@ def issue_progress(issue: Issue) -> dict:
         "status_reason": issue.status_reason,
         "workers_seen": workers_seen(),
         "canary": _canary(issue, run),
+        "local_time": _local_time(issue, counts["waiting_local_time"]),
+    }
+
+
+def _local_time(issue: Issue, waiting: int) -> dict | None:
+    """A send in readers' local time: how many wait for it, and when the next of them is due."""
+    if not issue.has_send_window:
+        return None
+    rows = Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.DEFERRED, attempts=0)
+    next_at = rows.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first() if waiting else None
+    return {
+        "waiting": waiting,
+        "next_at": next_at.isoformat() if next_at else None,
+        "local_time": issue.local_time.strftime("%H:%M") if issue.local_time else None,
+        "window": [issue.window_start.strftime("%H:%M"), issue.window_end.strftime("%H:%M")]
+        if issue.window_start
+        else None,
     }
 
 

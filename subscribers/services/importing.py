@@ -18,7 +18,15 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from subscribers.models import ConsentEvent, Subscriber, SubscriberTag, Subscription, Suppression, Tag
+from subscribers.models import (
+    ConsentEvent,
+    Subscriber,
+    SubscriberTag,
+    Subscription,
+    Suppression,
+    Tag,
+    time_zone_clean,
+)
 
 from .addresses import InvalidAddress, address_normalise, name_clean
 from .suppression import suppressions_by_address
@@ -29,6 +37,7 @@ ANALYZE_AFTER_ROWS = 1000
 EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "mail", "address"}
 NAME_HEADERS = {"name", "full name", "full_name", "display name"}
 TAG_HEADERS = {"tags", "tag", "labels"}
+TIME_ZONE_HEADERS = {"time_zone", "timezone", "time zone", "tz"}
 TAG_SEPARATORS = re.compile(r"[;,|]")
 
 
@@ -60,6 +69,7 @@ class _Row:
     email: str
     name: str
     tags: tuple[str, ...] = ()
+    time_zone: str = ""
 
 
 SUPPRESSION_REASONS = {
@@ -71,15 +81,19 @@ SUPPRESSION_REASONS = {
 }
 
 
-def _columns(header: list[str]) -> tuple[int, int | None, int | None] | None:
-    """Find the email, name and tags columns of a header row; None when the row is not a header."""
+Columns = tuple[int, int | None, int | None, int | None]
+
+
+def _columns(header: list[str]) -> Columns | None:
+    """Find the email, name, tags and time zone columns of a header row; None when the row is not a header."""
     names = [h.strip().lower() for h in header]
     email = next((i for i, h in enumerate(names) if h in EMAIL_HEADERS), None)
     if email is None:
         return None
     name = next((i for i, h in enumerate(names) if h in NAME_HEADERS), None)
     tags = next((i for i, h in enumerate(names) if h in TAG_HEADERS), None)
-    return email, name, tags
+    time_zone = next((i for i, h in enumerate(names) if h in TIME_ZONE_HEADERS), None)
+    return email, name, tags, time_zone
 
 
 def tags_parse(raw: str) -> tuple[str, ...]:
@@ -111,7 +125,7 @@ def _text_lines(stream: TextIO | BinaryIO, report: ImportReport) -> Iterator[str
 def _rows(stream: TextIO | BinaryIO, report: ImportReport) -> Iterator[_Row]:
     """Yield the data rows with their (first) line numbers; malformed lines go straight to the report."""
     reader = csv.reader(_text_lines(stream, report))
-    columns: tuple[int, int | None, int | None] | None = None
+    columns: Columns | None = None
     last_line = 0
     while True:
         start = reader.line_num + 1
@@ -135,12 +149,13 @@ def _rows(stream: TextIO | BinaryIO, report: ImportReport) -> Iterator[_Row]:
             columns = _columns(cells)
             if columns is not None:
                 continue  # the header
-            columns = (0, 1, None)  # no header: email, then (optionally) name
-        email_col, name_col, tags_col = columns
+            columns = (0, 1, None, None)  # no header: email, then (optionally) name
+        email_col, name_col, tags_col, zone_col = columns
         email = cells[email_col] if len(cells) > email_col else ""
         name = cells[name_col] if name_col is not None and len(cells) > name_col else ""
         tags = tags_parse(cells[tags_col]) if tags_col is not None and len(cells) > tags_col else ()
-        yield _Row(start, email, name, tags)
+        zone = cells[zone_col].strip() if zone_col is not None and len(cells) > zone_col else ""
+        yield _Row(start, email, name, tags, zone)
 
 
 def subscribers_import(
@@ -155,10 +170,11 @@ def subscribers_import(
     """Import the CSV `stream` (a binary file, read line by line, or a text stream) into `newsletter` and return
     the report.
 
-    The file has a header naming an `email` column (and optionally `name`), or no header with the address first
-    and the name second. Imported people become active subscribers (the operator attests their consent, recorded
-    in the ledger as `consent_text` with source "import"). Known people are subscribed if they are not yet, unless
-    they unsubscribed (from everything, or from this newsletter): an import never overrides an opt-out.
+    The file has a header naming an `email` column (and optionally `name`, `tags` and `time_zone`), or no header
+    with the address first and the name second. Imported people become active subscribers (the operator attests
+    their consent, recorded in the ledger as `consent_text` with source "import"). Known people are subscribed if
+    they are not yet, unless they unsubscribed (from everything, or from this newsletter): an import never
+    overrides an opt-out. An unknown time zone rejects its row (the rest of the file still imports).
     """
     report = ImportReport()
     seen: dict[str, int] = {}
@@ -173,8 +189,11 @@ def subscribers_import(
         if key in seen:
             report.reject(row.line, row.email, f"duplicate of line {seen[key]}")
             continue
+        if row.time_zone and not time_zone_clean(row.time_zone):
+            report.reject(row.line, row.email, f"time zone {row.time_zone!r} is not an IANA name like Europe/Madrid")
+            continue
         seen[key] = row.line
-        batch.append(_Row(row.line, email, name_clean(row.name), row.tags))
+        batch.append(_Row(row.line, email, name_clean(row.name), row.tags, row.time_zone))
         if len(batch) >= batch_size:
             _import_batch(batch, newsletter, report, source_detail, consent_text, policy_version)
             batch = []
@@ -316,6 +335,18 @@ def _import_batch(
         events,
     )  # fmt: skip
     _tag(tagged)
+    accepted = {subscriber_id for subscriber_id, _ in tagged}
+    zoned = [(subscribers.get(r.email.lower(), (0, ""))[0], r.time_zone) for r in rows if r.time_zone]
+    _time_zones([(pk, zone) for pk, zone in zoned if pk in accepted])
+
+
+def _time_zones(zoned: list[tuple[int, str]]) -> None:
+    """Set the CSV's time zones on the accepted rows' subscribers, one UPDATE per zone."""
+    by_zone: dict[str, list[int]] = {}
+    for subscriber_id, zone in zoned:
+        by_zone.setdefault(zone, []).append(subscriber_id)
+    for zone, ids in by_zone.items():
+        Subscriber.objects.filter(pk__in=ids).exclude(time_zone=zone).update(time_zone=zone)
 
 
 def _tag(tagged: list[tuple[int, tuple[str, ...]]]) -> None:

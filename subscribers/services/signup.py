@@ -19,7 +19,7 @@ from api.webhooks.outbox import events_record, subscriber_payload
 from engagement.services.consent import reader_tracking_grant
 from newsletter.conf import app_settings
 from subscribers import dispatch
-from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
+from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, time_zone_clean
 
 from .addresses import address_normalise, name_clean, subscribers_by_address
 from .ledger import RequestMeta, consent_record
@@ -68,6 +68,8 @@ def subscriber_signup_later(
     ip: str = "",
     user_agent: str = "",
     language: str = "",
+    measure: bool = False,
+    time_zone: str = "",
 ) -> None:
     """The public form's signup: one task, whatever the address is. Known, unknown, pending and suppressed
     addresses cost the request the same (one enqueue, no lookup), so its timing tells nothing; the task runs
@@ -83,6 +85,8 @@ def subscriber_signup_later(
             "ip": ip,
             "user_agent": user_agent,
             "language": language,
+            "measure": measure,
+            "time_zone": time_zone,
         }
     )
 
@@ -99,6 +103,7 @@ def subscriber_signup(
     user_agent: str = "",
     language: str = "",
     measure: bool = False,
+    time_zone: str = "",
 ) -> SignupOutcome:
     """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
 
@@ -141,6 +146,8 @@ def subscriber_signup(
             subscriber.name = name
         if language:
             subscriber.language = language[:16]
+        if time_zone := time_zone_clean(time_zone):
+            subscriber.time_zone = time_zone
         subscriber.status = Subscriber.Status.PENDING
         # Pending until the owner confirms this newsletter (confirmation.subscriber_confirm): consent is specific,
         # so confirming another newsletter later never activates this one.

@@ -16,7 +16,7 @@ from tests.factories import NewsletterFactory, user_with_perms
 EVERYTHING = (
     "view_newsletter", "view_article", "add_article", "change_article", "view_issue", "add_issue", "change_issue",
     "send_issue", "view_subscriber", "add_subscriber", "suppress_subscriber", "export_subscriber",
-    "erase_subscriber", "view_suppression",
+    "erase_subscriber", "view_suppression", "change_subscriber", "view_segment",
 )  # fmt: skip
 
 
