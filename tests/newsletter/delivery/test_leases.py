@@ -81,7 +81,11 @@ def test_6000_recipients_two_workers_killed_their_rows_resent_within_30s_and_don
     sending.issue_send_now(issue)
     resent_after = []
     for victim, at in ((workers[0], 1000), (workers[1], 2500)):
-        beat_until(lambda at=at: len(smtp_server.messages) >= at, timeout=120, what=f"{at} messages")
+        beat_until(
+            lambda at=at: len(smtp_server.messages) >= at and Delivery.objects.filter(issue=issue, status="sending"),
+            timeout=120,
+            what=f"{at} messages and batches under way",
+        )
         victim.kill()
         in_flight = set(
             Delivery.objects.filter(issue=issue, status=Delivery.Status.SENDING).values_list("pk", flat=True)
