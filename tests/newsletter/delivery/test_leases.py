@@ -82,7 +82,9 @@ def test_6000_recipients_two_workers_killed_their_rows_resent_within_30s_and_don
     resent_after = []
     for victim, at in ((workers[0], 1000), (workers[1], 2500)):
         beat_until(
-            lambda at=at: len(smtp_server.messages) >= at and Delivery.objects.filter(issue=issue, status="sending"),
+            lambda at=at: (
+                len(smtp_server.messages) >= at and Delivery.objects.filter(issue=issue, status="sending").exists()
+            ),
             timeout=120,
             what=f"{at} messages and batches under way",
         )
