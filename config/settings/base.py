@@ -206,6 +206,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker process keeps its database connection for this many tasks (Celery closes it after each task without
+# it); CONN_MAX_AGE and the health check still apply between tasks (config/celery.py).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # "priority" carries test sends and confirmation emails so a big issue never delays them; "bulk" carries issue batches.
 CELERY_TASK_ROUTES = {
@@ -222,7 +225,7 @@ CELERY_BEAT_SCHEDULE = {
     "automations-digests": {"task": "automations.run_digests", "schedule": 60.0},
     "newsletter-recover": {
         "task": "newsletter.recover",
-        "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
+        "schedule": env.float("RECOVERY_INTERVAL", default=5.0),
     },
     "api-prune": {"task": "api.prune", "schedule": 3600.0},
     # Due webhook deliveries (first tries whose queue message was lost, retries, expired leases).
