@@ -79,9 +79,11 @@ def _unb64(text: str) -> bytes | None:
     if not text or len(text) > 64:
         return None
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError):
         return None
+    # One spelling per token: the last character's unused bits could otherwise vary and still decode the same.
+    return data if _b64(data) == text else None
 
 
 def link_part(issue_id: int, number: int) -> str:
