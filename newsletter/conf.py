@@ -86,6 +86,7 @@ class MastheadSettings:
     SUPPRESSION_HASH_KEY_FALLBACKS = Setting(
         [], list, "old suppression keys, comma-separated: tried on every lookup until suppression_rehash moves them"
     )
+    PUBLIC_FORM_MAX_BYTES = Setting(16384, int, "largest body a public form takes (413 above); no file uploads")
     RATE_LIMITS = Setting({}, dict, "public form limits overriding the defaults, e.g. signup_ip=30/h")
     TRUSTED_PROXIES = Setting(
         "", str, "proxies whose X-Forwarded-For is believed: a count (1) or CIDRs (10.0.0.0/8,192.0.2.10)"

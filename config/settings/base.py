@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.proxies.TrustedProxyMiddleware",  # first: every later layer sees the client's address
     "config.request_guards.Utf8BodyMiddleware",  # before anything decodes a body: UTF-8 or a plain 400
+    "config.request_guards.PublicFormLimitMiddleware",  # public forms: small bodies, no files
+    "config.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
