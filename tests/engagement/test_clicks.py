@@ -71,7 +71,8 @@ def test_forged_and_foreign_tokens_get_the_friendly_page(smtp_server, start, dra
     other_reader = tokens.reader_part(first.pk + 1000)
     for token in (
         f"{link}.{other_reader}",
-        f"{link}.{reader[:-1]}A" if not reader.endswith("A") else f"{link}.{reader[:-1]}B",
+        f"{link}.{reader[:4]}{'A' if reader[4] != 'A' else 'B'}{reader[5:]}",  # a character in the middle
+        f"{link}.{reader[:-1]}{'A' if reader[-1] != 'A' else 'B'}",  # the last one (its spare bits included)
         link,
         "nonsense",
         f"{tokens.link_part(first.pk, 999)}.{reader}",  # signed, but no such link in the issue
