@@ -88,6 +88,15 @@ def seed(deliveries: int, events: int, links: int) -> int:
                FROM generate_series(1, %s) g JOIN newsletter_delivery d ON d.subscriber_id = %s + (g * 7) %% %s""",
             [issue.pk, links + 1, started, events, first, deliveries],
         )
+        # What the flush keeps as the events are written: distinct readers per link, opened, clicked anything.
+        cursor.execute(
+            """INSERT INTO engagement_uniquetally (issue_id, variant, link_number, count)
+               SELECT issue_id, variant, link_number, count(DISTINCT delivery_id) FROM engagement_event
+               WHERE verdict = 0 GROUP BY issue_id, variant, link_number
+               UNION ALL
+               SELECT issue_id, variant, -1, count(DISTINCT delivery_id) FROM engagement_event
+               WHERE verdict = 0 AND link_number > 0 GROUP BY issue_id, variant"""
+        )
         cursor.execute(
             """INSERT INTO engagement_tally (issue_id, link_number, variant, verdict, hour, count)
                SELECT %s, l, v, verdict, h, 1 + (l * 7 + h * 3 + verdict) %% 50

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db.models import Count, Sum
 
 from engagement.models import OPEN, Tally, UniqueTally, Verdict
+from engagement.services.snapshots import issue_snapshot
 from newsletter.models import Delivery, Issue, TrackingMode
 
 
@@ -33,8 +34,11 @@ class VariantCounts:
 
 def delivery_status_counts(issue: Issue) -> dict[tuple[str, int], int]:
     """Deliveries per (status, variant), in one pass. A finished issue's figures are final (a bounce or complaint
-    changes no status), so they are kept in the cache, keyed by when it finished, instead of counting a million
-    rows on every view; a resend changes the status and so the key."""
+    changes no status): they come from its snapshot (services/snapshots.py) or are kept in the cache, keyed by
+    when it finished, instead of counting a million rows on every view; a resend changes the status and the key."""
+    snapshot = issue_snapshot(issue)
+    if snapshot is not None:
+        return {(status, variant): n for status, variant, n in snapshot.statuses}
     key = f"engagement:deliveries:{issue.pk}:{issue.status}:{issue.finished_at and issue.finished_at.timestamp()}"
     counts = cache.get(key) if issue.status == Issue.Status.SENT else None
     if counts is None:
