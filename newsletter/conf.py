@@ -116,6 +116,7 @@ class MastheadSettings:
     ENGAGEMENT_SCANNER_NETWORKS = Setting([], list, "more networks (CIDRs) whose hits are scanners'")
     ENGAGEMENT_RETENTION_DAYS = Setting(90, int, "per-reader events are rolled into the counts and deleted after")
     ENGAGEMENT_UNSUBSCRIBE_DAYS = Setting(7, int, "an unsubscribe this soon after an issue is attributed to it")
+    ENGAGEMENT_SNAPSHOT_DAYS = Setting(30, int, "finished issues' delivery figures are re-counted by beat this long")
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
     # Images: emails need absolute URLs, so MEDIA_URL is joined to this host unless the storage already gives

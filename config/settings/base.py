@@ -238,6 +238,7 @@ CELERY_BEAT_SCHEDULE = {
     # Queued clicks and opens into the counts; per-reader events past their retention period.
     "engagement-flush": {"task": "engagement.flush", "schedule": env.float("ENGAGEMENT_FLUSH_SECONDS", default=5.0)},
     "engagement-retention": {"task": "engagement.retention", "schedule": 3600.0},
+    "engagement-snapshots": {"task": "engagement.snapshots", "schedule": 300.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
