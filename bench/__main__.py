@@ -11,6 +11,7 @@ COMMANDS = {
     "outcomes": "bench.outcomes",
     "api": "bench.api",
     "inbound": "bench.inbound",
+    "windows": "bench.windows",
 }
 
 
