@@ -1,5 +1,6 @@
-"""`make bench` → `python -m bench [send|render|import|api|inbound] [options]`. `send` (the default) is the delivery
-benchmark; `api` measures the REST API and webhook delivery; `inbound` the bounce doors."""
+"""`make bench` → `python -m bench [send|render|import|api|inbound|redirects|report] [options]`. `send` (the
+default) is the delivery benchmark; `api` measures the REST API and webhook delivery; `inbound` the bounce doors;
+`redirects` tracked-link clicks under gunicorn; `report` the engagement report of a million-delivery issue."""
 
 import importlib
 import sys
@@ -11,6 +12,8 @@ COMMANDS = {
     "outcomes": "bench.outcomes",
     "api": "bench.api",
     "inbound": "bench.inbound",
+    "redirects": "bench.redirects",
+    "report": "bench.report",
     "windows": "bench.windows",
 }
 

@@ -185,7 +185,7 @@ class NewsletterAdminForm(forms.ModelForm):
 @admin.register(Newsletter)
 class NewsletterAdmin(admin.ModelAdmin):
     form = NewsletterAdminForm
-    list_display = ["name", "slug", "from_email", "template", "archive_public"]
+    list_display = ["name", "slug", "from_email", "template", "archive_public", "engagement_report"]
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["logo"]
     fieldsets = [
@@ -193,7 +193,12 @@ class NewsletterAdmin(admin.ModelAdmin):
         (_("Sender"), {"fields": ["from_name", "from_email", "reply_to"]}),
         (_("Look"), {"fields": ["template", "logo", "logo_upload", "accent_colour", "header_text", "footer_text"]}),
         (_("Legal"), {"fields": ["postal_address"]}),
+        (_("Engagement"), {"fields": ["tracking_mode", "tracking_pixel"]}),
     ]
+
+    @admin.display(description=_("Engagement"))
+    def engagement_report(self, obj: Newsletter) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("engagement_admin:newsletter", args=[obj.pk]), _("Report"))
 
     def get_fieldsets(self, request, obj=None):
         # A field added to the model later (and not placed above) still shows, under "More".
@@ -411,7 +416,8 @@ class IssueArticleInline(admin.TabularInline):
 @admin.register(Issue)
 class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
     list_display = [
-        "subject", "newsletter", "kind", "status", "article_count", "delivery_counts", "scheduled_at", "created_at",
+        "subject", "newsletter", "kind", "status", "article_count", "delivery_counts", "engagement_report",
+        "scheduled_at", "created_at",
     ]  # fmt: skip
     list_filter = ["status", "kind", "newsletter"]
     search_fields = ["subject", "preheader"]
@@ -456,6 +462,12 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("Sent / bounced / complaints"))
     def delivery_counts(self, obj: Issue) -> str:
         return f"{obj._sent or 0} / {obj._bounced or 0} / {obj._complained or 0}"
+
+    @admin.display(description=_("Engagement"))
+    def engagement_report(self, obj: Issue) -> str:
+        if obj.started_at is None:
+            return "–"
+        return format_html('<a href="{}">{}</a>', reverse("engagement_admin:issue", args=[obj.pk]), _("Report"))
 
     # Read-only once the issue leaves draft: what was (or is being) sent must not change under the archive.
     def has_change_permission(self, request, obj=None) -> bool:

@@ -109,6 +109,12 @@ class MastheadSettings:
     INBOUND_QUARANTINE_DAYS = Setting(30, int, "days the quarantine keeps a message")
     INBOUND_QUARANTINE_MAX_BYTES = Setting(256 * 1024, int, "bytes of each quarantined message kept")
     BOUNCE_IMAP_URL = Setting("", str, "imaps://user:password@host/INBOX for `manage.py fetch_bounces`")
+    # Engagement reports (engagement/)
+    ENGAGEMENT_MACHINE_SECONDS = Setting(10.0, float, "a hit this soon after its message was sent is a machine's")
+    ENGAGEMENT_BURST_LINKS = Setting(3, int, "this many links of one message within a second: a scanner (min 2)")
+    ENGAGEMENT_SCANNER_NETWORKS = Setting([], list, "more networks (CIDRs) whose hits are scanners'")
+    ENGAGEMENT_RETENTION_DAYS = Setting(90, int, "per-reader events are rolled into the counts and deleted after")
+    ENGAGEMENT_UNSUBSCRIBE_DAYS = Setting(7, int, "an unsubscribe this soon after an issue is attributed to it")
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
     # Images: emails need absolute URLs, so MEDIA_URL is joined to this host unless the storage already gives

@@ -58,6 +58,14 @@ def newsletter_default_language() -> str:
     return settings.LANGUAGE_CODE if settings.LANGUAGE_CODE in codes else codes[0]
 
 
+class TrackingMode(models.TextChoices):
+    """How an issue's opens and clicks are measured (engagement/). Per reader only for readers who agreed to it."""
+
+    OFF = "off", _("Off: nothing is measured")
+    AGGREGATE = "aggregate", _("Aggregate: counts per issue, story and link, nothing tied to a reader")
+    PER_READER = "per_reader", _("Per reader, for readers who agreed (aggregate for everyone else)")
+
+
 class Newsletter(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -87,6 +95,16 @@ class Newsletter(models.Model):
         choices=settings.LANGUAGES,
         default=newsletter_default_language,
         help_text=_("The language of its emails and archive page."),
+    )
+    # Engagement measurement; fixed on each issue when its send starts (Issue.tracking_mode).
+    tracking_mode = models.CharField(
+        max_length=16,
+        choices=TrackingMode.choices,
+        default=TrackingMode.AGGREGATE,
+        help_text=_("How opens and clicks are measured. Links are rewritten to short redirects unless off."),
+    )
+    tracking_pixel = models.BooleanField(
+        default=False, help_text=_("Also count opens with a 1×1 image (off by default; image proxies blur it).")
     )
 
     class Meta:
@@ -207,6 +225,9 @@ class Issue(models.Model):
     frozen_sender = models.JSONField(default=dict, blank=True)
     # Why the issue is paused or failed (a refusal by the mail server, a render error), for the editor.
     status_reason = models.TextField(blank=True)
+    # The newsletter's tracking mode and pixel flag, frozen when the send starts ("": never measured).
+    tracking_mode = models.CharField(max_length=16, choices=TrackingMode.choices, blank=True, default="")
+    tracking_pixel = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -348,6 +369,9 @@ class Delivery(models.Model):
     bounce_text = models.CharField(max_length=300, blank=True, db_default="")
     bounced_at = models.DateTimeField(null=True, blank=True)
     complained_at = models.DateTimeField(null=True, blank=True)
+    # Which version of the issue this reader gets (an A/B subject test); 0 without a test. Part of every tracked
+    # link of the message, so engagement counts are kept per variant.
+    variant = models.PositiveSmallIntegerField(default=0, db_default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = DeliveryQuerySet.as_manager()
@@ -365,6 +389,12 @@ class Delivery(models.Model):
             models.Index(fields=["lease_until"], condition=Q(status="sending"), name="delivery_sending_lease"),
             # Webhooks find the delivery by the Message-ID they report; rows not yet sent have none.
             models.Index(fields=["message_id"], condition=~Q(message_id=""), name="delivery_message_id"),
+            # The engagement report counts what came back (bounces, complaints) without reading every sent row.
+            models.Index(
+                fields=["issue"],
+                condition=~Q(bounce_kind="") | Q(complained_at__isnull=False),
+                name="delivery_came_back",
+            ),
         ]
 
     def __str__(self) -> str:

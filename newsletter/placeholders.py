@@ -19,8 +19,10 @@ from django.utils import translation
 UNSUBSCRIBE_URL = "%%MH_UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%MH_PREFERENCES_URL%%"
 NAME = "%%MH_NAME%%"
+# The per-recipient half of every tracked link and of the open pixel (engagement/tokens.py): base64url, no escaping.
+TRACK = "%%MH_TRACK%%"
 
-MARKERS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME)
+MARKERS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME, TRACK)
 _MARKER_START = "%%MH_"
 # What marker-shaped text from content becomes: the same characters to a reader, no longer a marker.
 _BROKEN = {True: "&#37;%MH_", False: "%\u2060%MH_"}  # html: an entity; text: a word joiner between the %s
@@ -53,12 +55,14 @@ class PersonalValues:
     name: str = ""
     # The greeting's word for a reader without a name, in the newsletter's language (name_fallback).
     fallback_name: str = NAME_FALLBACK
+    track: str = ""
 
     def for_html(self) -> dict[str, str]:
         return {
             UNSUBSCRIBE_URL: escape(self.unsubscribe_url, quote=True),
             PREFERENCES_URL: escape(self.preferences_url, quote=True),
             NAME: escape(self.name or self.fallback_name, quote=True),
+            TRACK: self.track,
         }
 
     def for_text(self) -> dict[str, str]:
@@ -66,6 +70,7 @@ class PersonalValues:
             UNSUBSCRIBE_URL: self.unsubscribe_url,
             PREFERENCES_URL: self.preferences_url,
             NAME: self.name or self.fallback_name,
+            TRACK: self.track,
         }
 
 

@@ -10,6 +10,7 @@ SEND_CONFIRMATION = "subscribers.send_confirmation"
 SEND_EXPORT_LINK = "subscribers.send_export_link"
 PROCESS_MAIL_EVENT = "subscribers.process_mail_event"
 SEND_ERASE_LINK = "subscribers.send_erase_link"
+SIGNUP = "subscribers.signup"
 
 
 def _enqueue(name: str, *args) -> None:
@@ -22,6 +23,10 @@ def confirmation_send_later(subscriber_id: int, newsletter_id: int) -> None:
 
 def export_link_send_later(subscriber_id: int) -> None:
     _enqueue(SEND_EXPORT_LINK, subscriber_id)
+
+
+def signup_later(request: dict) -> None:
+    _enqueue(SIGNUP, request)
 
 
 def erase_link_send_later(subscriber_id: int) -> None:

@@ -6,8 +6,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from engagement.services.consent import tracking_wording
 from newsletter.conf import app_settings
-from newsletter.models import Newsletter
+from newsletter.models import Newsletter, TrackingMode
 
 from .services.addresses import InvalidAddress, UndeliverableAddress, address_normalise, name_clean
 
@@ -51,6 +52,8 @@ class SignupForm(forms.Form):
         required=True,
         error_messages={"required": _("Please tick the box to agree, or we can't send you the newsletter.")},
     )
+    # Per-reader measurement: a separate choice, never ticked for the reader; only on newsletters measured so.
+    measure = forms.BooleanField(required=False)
     # Hidden from people (CSS and aria-hidden) but not from bots that fill every field.
     website = forms.CharField(
         label=_("Leave this field empty"),
@@ -62,6 +65,10 @@ class SignupForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.newsletter = newsletter
         self.fields["consent"].label = consent_label(newsletter)
+        if newsletter.tracking_mode == TrackingMode.PER_READER:
+            self.fields["measure"].label = tracking_wording(newsletter)
+        else:
+            del self.fields["measure"]
 
     def clean_email(self) -> str:
         try:

@@ -11,6 +11,7 @@ from . import dispatch
 from .models import MailEvent, Subscriber
 from .services.bounces import mail_event_process
 from .services.emails import confirmation_send, erase_link_send, export_link_send
+from .services.signup import subscriber_signup
 
 # Transient failures only: a refused recipient or a bad message would fail the same way again.
 TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError)
@@ -24,6 +25,17 @@ EMAIL_TASK_OPTIONS = {
     "retry_backoff_max": 300,
     "max_retries": 5,
 }
+
+
+@shared_task(name=dispatch.SIGNUP, **EMAIL_TASK_OPTIONS)
+def signup_task(request: dict) -> str:
+    """A public form's signup (services.signup.subscriber_signup_later), decided here rather than in the request.
+    A newsletter deleted meanwhile: nothing to sign up to."""
+    request = dict(request)
+    newsletter = Newsletter.objects.filter(pk=request.pop("newsletter_id")).first()
+    if newsletter is None:
+        return "gone"
+    return str(subscriber_signup(newsletter=newsletter, **request))
 
 
 @shared_task(name=dispatch.SEND_CONFIRMATION, **EMAIL_TASK_OPTIONS)

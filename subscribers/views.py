@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from engagement.services.consent import reader_tracking_choices, reader_tracking_set
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
 
@@ -24,7 +25,7 @@ from .services.confirmation import ConfirmOutcome, subscriber_confirm
 from .services.ledger import RequestMeta
 from .services.preferences import subscriber_newsletter_ids, subscriber_preferences_update
 from .services.privacy import subscriber_erase, subscriber_erase_request, subscriber_export, subscriber_export_request
-from .services.signup import subscriber_signup
+from .services.signup import subscriber_signup_later
 from .services.unsubscribe import subscriber_unsubscribe
 from .tokens import BadToken, Purpose, make_token, read_token
 
@@ -91,7 +92,8 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
         return render(request, "subscribers/signup.html", {"form": form, "newsletter": newsletter}, status=400)
     if not form.is_bot:
         meta = RequestMeta.from_request(request)
-        subscriber_signup(
+        # Decided in a task: every address costs the request the same (no timing oracle).
+        subscriber_signup_later(
             form.cleaned_data["email"],
             form.cleaned_data["name"],
             newsletter,
@@ -101,6 +103,7 @@ def _signup(request: HttpRequest, newsletter: Newsletter, source: str) -> HttpRe
             meta.ip,
             meta.user_agent,
             language=get_language() or "",
+            measure=bool(form.cleaned_data.get("measure")),
             # Filled in by the page's script from the browser (Intl); checked against the IANA names.
             time_zone=request.POST.get("time_zone", "")[:64],
         )
@@ -213,6 +216,11 @@ def preferences(request, token, subscriber, newsletter):
             subscriber_unsubscribe(subscriber, None, source=ConsentEvent.Source.LINK, meta=meta)
             messages.success(request, _("You have left every newsletter. We won't email you again."))
             return redirect("subscribers:preferences", token=token)
+        if "measurement" in request.POST:
+            agreed = {int(pk) for pk in request.POST.getlist("measure") if pk.isdigit()}
+            if reader_tracking_set(subscriber, agreed, ConsentEvent.Source.LINK, meta=meta):
+                messages.success(request, _("Your choice about measuring your reading is saved."))
+            return redirect("subscribers:preferences", token=token)
         if form.is_valid():
             changes = subscriber_preferences_update(
                 subscriber,
@@ -239,6 +247,7 @@ def preferences(request, token, subscriber, newsletter):
             # A link can leak (forwarded, logged): the page shows enough of the address to recognise it, no more.
             "masked_email": address_masked(subscriber.email),
             "token": token,
+            "measurement": reader_tracking_choices(subscriber),
         },
         status=400 if form.errors else 200,
     )

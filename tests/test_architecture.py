@@ -22,7 +22,7 @@ import pytest
 from newsletter.conf import declared
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("newsletter", "subscribers", "api", "automations")
+APPS = ("newsletter", "subscribers", "api", "automations", "engagement")
 ADAPTERS = ("tasks", "views", "admin", "admin_sending", "admin_import", "webhooks", "feeds", "devmail")
 ENQUEUE_CALLS = {"delay", "apply_async", "send_task", "delay_on_commit", "apply_async_on_commit"}
 SUBSCRIBERS_MAY_IMPORT = {"newsletter.models", "newsletter.conf", "newsletter.delivery"}

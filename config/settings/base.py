@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "subscribers",
     "automations",
     "api",
+    "engagement",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +206,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker process keeps its database connection for this many tasks (Celery closes it after each task without
+# it); CONN_MAX_AGE and the health check still apply between tasks (config/celery.py).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # "priority" carries test sends and confirmation emails so a big issue never delays them; "bulk" carries issue batches.
 CELERY_TASK_ROUTES = {
@@ -213,6 +217,7 @@ CELERY_TASK_ROUTES = {
     "newsletter.send_welcome": {"queue": "priority"},
     "subscribers.*": {"queue": "priority"},
     "api.*": {"queue": "default"},
+    "engagement.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -220,7 +225,7 @@ CELERY_BEAT_SCHEDULE = {
     "automations-digests": {"task": "automations.run_digests", "schedule": 60.0},
     "newsletter-recover": {
         "task": "newsletter.recover",
-        "schedule": env.float("RECOVERY_INTERVAL", default=15.0),
+        "schedule": env.float("RECOVERY_INTERVAL", default=5.0),
     },
     "api-prune": {"task": "api.prune", "schedule": 3600.0},
     # Due webhook deliveries (first tries whose queue message was lost, retries, expired leases).
@@ -228,6 +233,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "api.webhooks_dispatch",
         "schedule": env.float("WEBHOOK_POLL_INTERVAL", default=10.0),
     },
+    # Queued clicks and opens into the counts; per-reader events past their retention period.
+    "engagement-flush": {"task": "engagement.flush", "schedule": env.float("ENGAGEMENT_FLUSH_SECONDS", default=5.0)},
+    "engagement-retention": {"task": "engagement.retention", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

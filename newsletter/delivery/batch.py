@@ -154,6 +154,9 @@ class Batch:
         per_domain = bool(app_settings.RATE_PER_DOMAIN_PER_MINUTE)
         signing = dkim_enabled()
         total = len(recipients)
+        # The next recipient is announced to the transport (SMTP pipelines its envelope with this message) only
+        # when nothing can come between: no rate limit may make the batch wait or skip a reader.
+        announce = not (per_domain or throttle.active)
         for index, (recipient, attempts) in enumerate(recipients):
             now = time.monotonic()
             if now >= next_status_check:
@@ -170,7 +173,8 @@ class Batch:
             message = personalise(skeleton, recipient)
             data = dkim_sign(message.data, skeleton.mail_from) if signing else message.data
             try:
-                result = transport.send(skeleton, recipient, message, data)
+                upcoming = recipients[index + 1][0] if announce and index + 1 < total else None
+                result = transport.send(skeleton, recipient, message, data, upcoming)
             except TransportError as exc:  # a reconnect failed: nothing more goes out over this batch
                 self.defer_rest(writer, recipients[index:], exc)
                 return

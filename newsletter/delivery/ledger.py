@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from engagement.services.consent import reader_measured
 from newsletter.conf import app_settings
 from newsletter.delivery import audience, windows
 from newsletter.delivery.messages import AddressError, Recipient, wire_address
@@ -214,7 +215,7 @@ def deliveries_claim(issue: Issue, after_id: int = 0, limit: int | None = None) 
         )
         rows = (
             Delivery.objects.filter(id__in=ids)
-            .annotate(subscribed=audience.subscribed(issue.newsletter_id))
+            .annotate(subscribed=audience.subscribed(issue.newsletter_id), per_reader=reader_measured(issue))
             .values_list(
                 "id",
                 "attempts",
@@ -223,14 +224,18 @@ def deliveries_claim(issue: Issue, after_id: int = 0, limit: int | None = None) 
                 "subscriber__token",
                 "subscriber__status",
                 "subscribed",
+                "variant",
+                "per_reader",
             )
         )
         skipped: dict[str, list[int]] = {}
-        for delivery_id, attempts, email, name, token, status, is_subscribed in rows:
+        for delivery_id, attempts, email, name, token, status, is_subscribed, variant, per_reader in rows:
             reason = audience.unmailable_reason(email, status, is_subscribed)
             if reason is None:
                 try:
-                    recipient = Recipient(delivery_id, wire_address(email), name, str(token))
+                    recipient = Recipient(
+                        delivery_id, wire_address(email), name, str(token), variant=variant, per_reader=per_reader
+                    )
                 except AddressError as exc:
                     reason = str(exc)
                 else:

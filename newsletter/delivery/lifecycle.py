@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.webhooks.outbox import events_record, issue_payload
+from engagement.services.links import issue_links_freeze
 from newsletter import dispatch
 from newsletter.delivery import ledger
 from newsletter.delivery.segments import segment_rules
@@ -37,6 +38,7 @@ def send_start(issue_id: int, user=None, scheduled: bool = False) -> bool:
         if scheduled and (issue.status != Issue.Status.SCHEDULED or issue.scheduled_at > now):
             return False
         issue_freeze(issue)  # raises RenderError: the transaction rolls back, the issue stays as it was
+        tracking = issue_links_freeze(issue)  # the newsletter's tracking mode is this issue's from now on
         started = issue.transition_to(
             Issue.Status.SENDING,
             frozen_subject=issue.frozen_subject,
@@ -48,6 +50,7 @@ def send_start(issue_id: int, user=None, scheduled: bool = False) -> bool:
             started_at=now,
             finished_at=None,
             audience=segment_rules(issue.segment, as_of=now),  # fixed now: later edits and taggings change nothing
+            **tracking,
         )
         if not started:
             return False
@@ -156,6 +159,7 @@ def welcome_start(issue_id: int, user=None) -> bool:
         if issue is None or issue.kind != Issue.Kind.WELCOME or issue.status != Issue.Status.DRAFT:
             return False
         issue_freeze(issue)
+        tracking = issue_links_freeze(issue)
         now = timezone.now()
         for live in Issue.objects.filter(newsletter=issue.newsletter, kind=Issue.Kind.WELCOME, status="sending"):
             live.transition_to(Issue.Status.PAUSED)
@@ -167,6 +171,7 @@ def welcome_start(issue_id: int, user=None) -> bool:
             frozen_at=issue.frozen_at,
             started_at=now,
             finished_at=None,
+            **tracking,
         )
         if started:
             ledger.run_open(issue, user, now)

@@ -20,6 +20,8 @@ from html import escape
 import dkim
 from django.conf import settings
 
+from engagement import tokens
+from engagement.services.links import message_rewrite
 from newsletter import placeholders
 from newsletter.conf import app_settings
 from newsletter.models import Issue
@@ -33,6 +35,7 @@ _PLACEHOLDER_NAMES = {
     placeholders.UNSUBSCRIBE_URL: b"unsubscribe_url",
     placeholders.PREFERENCES_URL: b"preferences_url",
     placeholders.NAME: b"name",
+    placeholders.TRACK: b"track",
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # SMTP allows 998 octets per line (RFC 5321 4.5.3.1.6). Lines are broken to this many octets *as sent*: each
@@ -199,6 +202,7 @@ class Skeleton:
     mailto: str = ""
     text: str = ""  # the render with markers, for backends that take parts rather than bytes
     html: str = ""
+    tracked: bool = False  # its links carry the reader marker (engagement): one signature per recipient
     name_fallback: str = placeholders.NAME_FALLBACK  # the greeting's word for a nameless reader, in its language
 
     def envelope_sender(self, delivery_id: int) -> str:
@@ -218,8 +222,10 @@ def skeleton_build(issue: Issue, rendered: RenderedIssue, subject_prefix: str = 
     sender = _sender(issue)
     boundary = f"=_mh_{secrets.token_hex(12)}"
     longest = _marker_octets(newsletter.slug)
-    text = _wrap_long_lines(_normalise_body(rendered.text), html=False, marker_octets=longest)
-    html = _wrap_long_lines(_normalise_body(rendered.html), html=True, marker_octets=longest)
+    tracked_html, tracked_text = message_rewrite(issue, rendered.html, rendered.text)
+    tracked = placeholders.TRACK in tracked_html or placeholders.TRACK in tracked_text
+    text = _wrap_long_lines(_normalise_body(tracked_text), html=False, marker_octets=longest)
+    html = _wrap_long_lines(_normalise_body(tracked_html), html=True, marker_octets=longest)
     if boundary in text or boundary in html:  # 96 random bits; checked anyway because a clash corrupts the mail
         raise RuntimeError("MIME boundary collision")
     mail_from = wire_address(sender["from_email"])
@@ -282,8 +288,9 @@ def skeleton_build(issue: Issue, rendered: RenderedIssue, subject_prefix: str = 
         public_hex=issue.public_id.hex,
         mail_domain=sender["mail_domain"],
         mailto=mailto,
-        text=rendered.text,
-        html=rendered.html,
+        text=tracked_text,
+        html=tracked_html,
+        tracked=tracked,
         name_fallback=placeholders.name_fallback(newsletter.language),
     )
 
@@ -309,6 +316,7 @@ def _marker_octets(newsletter_slug: str) -> dict[str, int]:
         placeholders.UNSUBSCRIBE_URL: len(sample.unsubscribe_url.encode()) + margin,
         placeholders.PREFERENCES_URL: len(sample.preferences_url.encode()) + margin,
         placeholders.NAME: NAME_MAX_OCTETS,
+        placeholders.TRACK: 48,  # three varints and a signature in base64url: ~20 characters
     }
 
 
@@ -339,6 +347,8 @@ class Recipient:
     email: str  # already in wire form (wire_address)
     name: str
     token: str  # the subscriber's random token (not a database id)
+    variant: int = 0  # the delivery's A/B variant (0: no test)
+    per_reader: bool = False  # per-reader mode and this reader agreed: their links carry the delivery id
 
 
 @dataclass(frozen=True)
@@ -354,11 +364,19 @@ class Personalised:
 def personalise(skeleton: Skeleton, recipient: Recipient) -> Personalised:
     """The recipient's message. Microseconds: two token signatures and a join."""
     personal = links.message_links(recipient.token, skeleton.newsletter_slug)
+    track = (
+        tokens.reader_part(
+            skeleton.issue_id, recipient.variant, int(time.time()), recipient.delivery_id if recipient.per_reader else 0
+        )
+        if skeleton.tracked
+        else ""
+    )
     values = placeholders.PersonalValues(
         unsubscribe_url=personal.unsubscribe_url,
         preferences_url=personal.preferences_url,
         name=_body_name(header_safe(recipient.name)),
         fallback_name=skeleton.name_fallback,
+        track=track,
     )
     message_id = skeleton.message_id(recipient.delivery_id)
     html, text = values.for_html(), values.for_text()
@@ -369,6 +387,8 @@ def personalise(skeleton: Skeleton, recipient: Recipient) -> Personalised:
         (b"T", b"unsubscribe_url"): text[placeholders.UNSUBSCRIBE_URL],
         (b"T", b"preferences_url"): text[placeholders.PREFERENCES_URL],
         (b"T", b"name"): text[placeholders.NAME],
+        (b"H", b"track"): track,
+        (b"T", b"track"): track,
         (b"X", b"to"): _to_header(recipient),
         (b"X", b"date"): _date_header(),
         (b"X", b"message_id"): message_id,

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from api.webhooks.outbox import events_record, subscriber_payload
+from engagement.services.consent import reader_tracking_grant
 from newsletter.conf import app_settings
 from subscribers import dispatch
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, time_zone_clean
@@ -57,6 +58,39 @@ def _claim_email_slot(subscriber: Subscriber) -> bool:
     return True
 
 
+def subscriber_signup_later(
+    email: str,
+    name: str,
+    newsletter,
+    consent_text: str,
+    policy_version: str,
+    source: str,
+    ip: str = "",
+    user_agent: str = "",
+    language: str = "",
+    measure: bool = False,
+    time_zone: str = "",
+) -> None:
+    """The public form's signup: one task, whatever the address is. Known, unknown, pending and suppressed
+    addresses cost the request the same (one enqueue, no lookup), so its timing tells nothing; the task runs
+    subscriber_signup, which decides what (if anything) to email."""
+    dispatch.signup_later(
+        {
+            "email": email,
+            "name": name,
+            "newsletter_id": newsletter.pk,
+            "consent_text": consent_text,
+            "policy_version": policy_version,
+            "source": source,
+            "ip": ip,
+            "user_agent": user_agent,
+            "language": language,
+            "measure": measure,
+            "time_zone": time_zone,
+        }
+    )
+
+
 @transaction.atomic
 def subscriber_signup(
     email: str,
@@ -68,6 +102,7 @@ def subscriber_signup(
     ip: str = "",
     user_agent: str = "",
     language: str = "",
+    measure: bool = False,
     time_zone: str = "",
 ) -> SignupOutcome:
     """Sign `email` up to `newsletter` with the consent wording and policy version the person agreed to.
@@ -77,7 +112,10 @@ def subscriber_signup(
     is never changed by an anonymous form: asking for another newsletter sends a confirmation link that adds just
     that one, asking for one they already get sends a short reminder. Emails go out after commit through Celery, at most
     one per address per CONFIRMATION_RESEND_INTERVAL_MINUTES, written in `language` (the signup page's; kept on the
-    subscriber, except an active one's, which the form can't change). Raises InvalidAddress for a malformed address
+    subscriber, except an active one's, which the form can't change). `measure`: the separate choice to be
+    measured per reader, recorded for a signup that still needs its confirmation (it counts once confirmed: only
+    confirmed readers are mailed); an active reader decides it on their preferences page, never through an
+    anonymous form. Raises InvalidAddress for a malformed address
     (forms validate first, so a view never sees it).
     """
 
@@ -121,6 +159,10 @@ def subscriber_signup(
             subscription.status = Subscription.Status.PENDING
             subscription.save(update_fields=["status", "updated_at"])
         outcome = SignupOutcome.CONFIRMATION_SENT
+        if measure:
+            reader_tracking_grant(
+                subscriber, newsletter, source, meta=RequestMeta(ip, user_agent), policy_version=policy_version
+            )
 
     if changed:
         consent_record(

@@ -212,7 +212,7 @@ def test_the_newsletter_form_offers_every_layout_and_saves_branding_with_an_uplo
         "name": newsletter.name, "slug": newsletter.slug, "from_name": "Desk", "from_email": "desk@example.org",
         "template": "digest", "accent_colour": "#123456", "header_text": "Mornings", "footer_text": "",
         "postal_address": "1 Quay Street", "archive_public": "on", "language": "en",
-        "guard_hard_bounce_percent": 2, "guard_complaint_percent": 0.1,
+        "guard_hard_bounce_percent": 2, "guard_complaint_percent": 0.1, "tracking_mode": "aggregate",
         "logo_upload": picture_upload("logo.png", width=300, height=100, fmt="PNG"),
     }  # fmt: skip
     response = admin_client.post(url, data)

@@ -64,8 +64,16 @@ class Transport(Protocol):
     def open(self) -> None:
         """Connect. Raises TransportError when the mail server or ESP cannot be reached or refuses us."""
 
-    def send(self, skeleton: Skeleton, recipient: Recipient, message: Personalised, data: bytes) -> Result:
-        """Hand one message over. Never raises for a refusal or a lost connection: that is a Result."""
+    def send(
+        self,
+        skeleton: Skeleton,
+        recipient: Recipient,
+        message: Personalised,
+        data: bytes,
+        upcoming: Recipient | None = None,
+    ) -> Result:
+        """Hand one message over. Never raises for a refusal or a lost connection: that is a Result. `upcoming`
+        is the recipient the batch will send to next, when it knows (a transport may prepare that message)."""
 
     def close(self) -> None:
         """Best effort; outcomes are already recorded."""

@@ -31,7 +31,14 @@ class DjangoBackendTransport:
         except Exception as exc:  # backends raise their own types: all mean "not now"
             raise TransportError(f"{settings.EMAIL_BACKEND}: {exc}") from exc
 
-    def send(self, skeleton: Skeleton, recipient: Recipient, message: Personalised, data: bytes) -> Result:
+    def send(
+        self,
+        skeleton: Skeleton,
+        recipient: Recipient,
+        message: Personalised,
+        data: bytes,
+        upcoming: Recipient | None = None,  # an SMTP pipelining hint; a backend sends one message at a time
+    ) -> Result:
         if self.connection is None:
             self.open()
         links = message.links
