@@ -94,7 +94,8 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
     the send run materialised)."""
     issue = Issue.objects.get(pk=issue_id)
     # A canary send writes every row held; the canary is picked from them once all exist.
-    initial = Status.HELD if issue.canary_percent else Status.PENDING
+    # An A/B test likewise: its test share is picked and split once all rows exist, the rest waits for the winner.
+    initial = Status.HELD if issue.canary_percent or issue.ab_subjects else Status.PENDING
     postgres = connection.vendor == "postgresql"
     delivery = Delivery._meta.db_table
     if after_subscriber_id == 0:
@@ -123,7 +124,10 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
                     run_beat(issue_id)
         if len(ids) < MATERIALISE_CHUNK:
             if initial == Status.HELD:
-                deliveries_canary_pick(issue)
+                if issue.ab_subjects:
+                    deliveries_ab_pick(issue)
+                else:
+                    deliveries_canary_pick(issue)
             SendRun.objects.filter(pk=issue_id).update(materialised_at=timezone.now())
             tables_analyse(Delivery)
             return None
@@ -347,9 +351,31 @@ def deliveries_canary_pick(issue: Issue) -> int:
     return size
 
 
-def deliveries_release_held(issue_id: int) -> int:
-    """The rest of a canary send may go: held rows become pending."""
-    return RELEASE_HELD.apply(Delivery.objects.filter(issue_id=issue_id))
+def deliveries_release_held(issue_id: int, variant: int | None = None) -> int:
+    """The rest of a canary send (or of an A/B test, with the winning `variant`) may go: held rows become
+    pending."""
+    fields = {} if variant is None else {"variant": variant}
+    return RELEASE_HELD.apply(Delivery.objects.filter(issue_id=issue_id), **fields)
+
+
+def deliveries_ab_pick(issue: Issue) -> int:
+    """Release a random `ab_test_percent` share of the held rows (at least one per subject), split evenly between
+    the subjects: variant 1, 2 … in turn. Once: a send run that has its test picks none again. Returns the test's
+    size."""
+    subjects = len(issue.ab_subjects)
+    with transaction.atomic():
+        run = SendRun.objects.select_for_update().get(pk=issue.pk)
+        if run.ab_test_size is not None:
+            return run.ab_test_size
+        held = Delivery.objects.filter(issue_id=issue.pk, status=Status.HELD)
+        total = held.count()
+        size = min(total, max(subjects, math.ceil(total * issue.ab_test_percent / 100)))
+        chosen = list(held.order_by("?").values_list("id", flat=True)[:size])
+        for variant in range(1, subjects + 1):
+            RELEASE_HELD.apply(Delivery.objects.filter(id__in=chosen[variant - 1 :: subjects]), variant=variant)
+        run.ab_test_size = size
+        run.save(update_fields=["ab_test_size"])
+    return size
 
 
 def delivery_add(issue_id: int, subscriber_id: int) -> bool:
