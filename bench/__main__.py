@@ -1,6 +1,7 @@
-"""`make bench` → `python -m bench [send|render|import|api|inbound|redirects|report] [options]`. `send` (the
+"""`make bench` → `python -m bench [send|render|import|api|inbound|redirects|report|windows] [options]`. `send` (the
 default) is the delivery benchmark; `api` measures the REST API and webhook delivery; `inbound` the bounce doors;
-`redirects` tracked-link clicks under gunicorn; `report` the engagement report of a million-delivery issue."""
+`redirects` tracked-link clicks under gunicorn; `report` the engagement report of a million-delivery issue;
+`windows` materialising an issue with send windows."""
 
 import importlib
 import sys
@@ -14,6 +15,7 @@ COMMANDS = {
     "inbound": "bench.inbound",
     "redirects": "bench.redirects",
     "report": "bench.report",
+    "windows": "bench.windows",
 }
 
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 
 from engagement import charts
 from engagement.services.report import issue_report, newsletter_overview
+from newsletter import delivery
 from newsletter.models import Issue, Newsletter
 
 SERIES = [(gettext_lazy("Human"), "human"), (gettext_lazy("Machine"), "machine")]
@@ -55,6 +56,7 @@ def issue_page(request: HttpRequest, issue_id: int) -> HttpResponse:
         "click_rate": _percent(report.click_rate),
         "machine_share": _percent(report.machine_share),
         "variants": sorted(report.variants.items()),
+        "ab": delivery.ab_report(issue),  # the subjects of an A/B test and the sentence on its significance
     }
     return render(request, "engagement/issue_report.html", context)
 

@@ -434,6 +434,8 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
                            "frozen_at", "public_id"]}),
         (_("Canary"), {"fields": ["canary_percent", "canary_minimum", "canary_hold_minutes"],
                        "classes": ["collapse"]}),
+        (_("A/B subjects"), {"fields": ["subject_b", "subject_c", "subject_d", "ab_test_percent",
+                                        "ab_wait_minutes"], "classes": ["collapse"]}),
         (_("Delivery time"), {"fields": ["local_time", "window_start", "window_end"], "classes": ["collapse"],
                               "description": _("In each reader's own time zone (from the signup page or the import; "
                                                "the site's time zone when unknown). Leave empty to send at once.")}),
@@ -501,6 +503,7 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
             context["preview_url"] = reverse("admin:newsletter_issue_preview", args=[obj.pk])
             context["duplicate_url"] = reverse("admin:newsletter_issue_duplicate", args=[obj.pk])
             context["can_duplicate"] = self.has_add_permission(request)
+            context["ab"] = delivery.ab_report(obj)
             if self.has_change_permission(request, obj):
                 context["article_search_url"] = reverse("admin:newsletter_issue_article_search", args=[obj.pk])
                 context["article_add_url"] = reverse("admin:newsletter_issue_article_add", args=[obj.pk])

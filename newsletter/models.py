@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -212,6 +212,19 @@ class Issue(models.Model):
         null=True, blank=True, help_text=_("Deliver only from this time in each reader's time zone …")
     )
     window_end = models.TimeField(null=True, blank=True, help_text=_("… until this one, e.g. 07:00 to 21:00."))
+    # An A/B subject test: with a second subject, `ab_test_percent` of the readers (split evenly) get one subject
+    # each (Delivery.variant 1 = `subject`, 2 = `subject_b` …); `ab_wait_minutes` after that share went out, the
+    # subject with the best human click rate goes to the rest by itself.
+    subject_b = models.CharField(max_length=200, blank=True, help_text=_("A second subject to test."))
+    subject_c = models.CharField(max_length=200, blank=True)
+    subject_d = models.CharField(max_length=200, blank=True)
+    ab_test_percent = models.PositiveSmallIntegerField(
+        default=20, validators=[MinValueValidator(2), MaxValueValidator(90)],
+        help_text=_("The share of readers in the test, split evenly between the subjects."),
+    )  # fmt: skip
+    ab_wait_minutes = models.PositiveIntegerField(
+        default=120, help_text=_("How long to measure after the test share went out before the winner goes.")
+    )
     # Why the issue is paused or failed (a canary that crossed a threshold …), for the editor.
     status_reason = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
@@ -265,6 +278,19 @@ class Issue(models.Model):
         return self.status == self.Status.DRAFT
 
     @property
+    def ab_subjects(self) -> list[str]:
+        """The subjects of an A/B test, variant 1 first; empty without a test."""
+        others = [s for s in (self.subject_b, self.subject_c, self.subject_d) if s.strip()]
+        return [self.subject, *others] if others else []
+
+    def variant_subject(self, variant: int) -> str:
+        """The subject variant `variant` is sent with (0, and 1, the frozen subject)."""
+        subjects = self.ab_subjects
+        if variant <= 1 or variant > len(subjects):
+            return self.frozen_subject or self.subject
+        return subjects[variant - 1]
+
+    @property
     def has_send_window(self) -> bool:
         return self.local_time is not None or self.window_start is not None
 
@@ -279,6 +305,17 @@ class Issue(models.Model):
             raise ValidationError({"local_time": _("Choose a local time or a window, not both.")})
         if self.has_send_window and self.canary_percent:
             raise ValidationError({"canary_percent": _("A canary cannot be combined with local delivery times.")})
+        if self.ab_subjects:
+            if self.canary_percent:
+                raise ValidationError({"subject_b": _("An A/B subject test cannot be combined with a canary.")})
+            if self.has_send_window:
+                raise ValidationError({"subject_b": _("An A/B subject test cannot be combined with local times.")})
+            if self.newsletter_id and self.newsletter.tracking_mode == TrackingMode.OFF:
+                raise ValidationError(
+                    {"subject_b": _("An A/B test needs clicks measured: this newsletter's tracking mode is off.")}
+                )
+            if len({s.strip().lower() for s in self.ab_subjects}) < len(self.ab_subjects):
+                raise ValidationError({"subject_b": _("Give each subject of the test different words.")})
 
     def transition_to(self, status: str, from_status: str | None = None, **fields) -> bool:
         """Move to `status` if the current status allows it (and is `from_status`, when given), as one conditional
@@ -421,6 +458,13 @@ class SendRun(models.Model):
     canary_size = models.PositiveIntegerField(null=True, blank=True)
     hold_until = models.DateTimeField(null=True, blank=True)
     canary_decided_at = models.DateTimeField(null=True, blank=True)
+    # A/B subject test: how many readers were in the test, until when it is measured once they were sent to, the
+    # winning variant and the figures it was chosen on (automations' report shows them).
+    ab_test_size = models.PositiveIntegerField(null=True, blank=True)
+    ab_wait_until = models.DateTimeField(null=True, blank=True)
+    ab_decided_at = models.DateTimeField(null=True, blank=True)
+    ab_winner = models.PositiveSmallIntegerField(null=True, blank=True)
+    ab_result = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"send of issue {self.issue_id}"
@@ -454,6 +498,13 @@ class Segment(models.Model):
     languages = models.JSONField(default=list, blank=True, help_text=_("Language codes; empty: any."))
     signed_up_after = models.DateField(null=True, blank=True)
     signed_up_before = models.DateField(null=True, blank=True)
+    # Engagement: readers who clicked a link (a human click, engagement's classifier) in one of the newsletter's
+    # last N issues. Only per-reader measurement knows who clicked: readers who did not agree never match.
+    clicked_in_last_issues = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text=_("Clicked a link in one of the last N issues. Only readers measured per reader (tracking mode "
+                    "“per reader”, readers who agreed) can match."),
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

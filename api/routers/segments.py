@@ -25,6 +25,7 @@ class SegmentOut(Schema):
     languages: list[str]
     signed_up_after: date | None
     signed_up_before: date | None
+    clicked_in_last_issues: int | None = Field(description="Clicked a link in one of the last N issues.")
     recipients: int = Field(description="Mailable readers in the segment now.")
 
     @staticmethod

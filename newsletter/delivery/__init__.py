@@ -25,6 +25,7 @@ from collections.abc import Iterable
 
 from newsletter.models import Delivery
 
+from .abtest import ab_report
 from .audience import issue_rules, mailable_subscribers
 from .batch import BatchResult, StopReason, deliveries_send_batch
 from .complaints import issue_complaint_check, issue_complaint_rate
@@ -79,6 +80,7 @@ def delivery_for_message_id(message_id: str) -> Delivery | None:
 
 
 __all__ = [
+    "ab_report",
     "AddressError",
     "BatchResult",
     "DeliveryRef",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from api.webhooks.outbox import smtp_bounce_notify
@@ -70,16 +70,21 @@ class BatchResult:
         return not self.stopped.ends_chain and self.claimed > 0
 
 
-_skeletons: dict[tuple[int, object, str], Skeleton] = {}
+_skeletons: dict[tuple[int, object, str, int], Skeleton] = {}
 
 
-def skeleton_for(issue: Issue) -> Skeleton:
-    """The issue's skeleton, built once per worker process (keyed by id and frozen time, so a re-freeze rebuilds)."""
-    key = (issue.pk, issue.frozen_at, issue.newsletter.slug)
+def skeleton_for(issue: Issue, variant: int = 0) -> Skeleton:
+    """The issue's skeleton, built once per worker process (keyed by id and frozen time, so a re-freeze rebuilds),
+    one per A/B variant: the same render under that variant's subject."""
+    key = (issue.pk, issue.frozen_at, issue.newsletter.slug, variant)
     skeleton = _skeletons.get(key)
     if skeleton is None:
-        _skeletons.clear()  # one issue at a time is the common case; never let old issues pile up
-        skeleton = _skeletons[key] = skeleton_build(issue, issue_rendered(issue))
+        if not any(k[:3] == key[:3] for k in _skeletons):
+            _skeletons.clear()  # one issue at a time is the common case; never let old issues pile up
+        rendered = issue_rendered(issue)
+        if variant:
+            rendered = replace(rendered, subject=issue.variant_subject(variant))
+        skeleton = _skeletons[key] = skeleton_build(issue, rendered)
     return skeleton
 
 
@@ -102,6 +107,7 @@ class Batch:
         issue = Issue.objects.select_related("newsletter").filter(pk=self.issue_id).first()
         if issue is None or issue.status != Issue.Status.SENDING:
             return self.stop(StopReason.NOT_SENDING)
+        self.issue = issue
         skeleton = skeleton_for(issue)
         claim = self.claim(issue)
         if not claim.claimed:
@@ -170,11 +176,13 @@ class Batch:
                 return
             if per_domain and self.domain_throttled(writer, recipient):
                 continue
-            message = personalise(skeleton, recipient)
-            data = dkim_sign(message.data, skeleton.mail_from) if signing else message.data
+            # An A/B test's reader gets their variant's subject (the same skeleton but for that header).
+            own = skeleton_for(self.issue, recipient.variant) if recipient.variant else skeleton
+            message = personalise(own, recipient)
+            data = dkim_sign(message.data, own.mail_from) if signing else message.data
             try:
                 upcoming = recipients[index + 1][0] if announce and index + 1 < total else None
-                result = transport.send(skeleton, recipient, message, data, upcoming)
+                result = transport.send(own, recipient, message, data, upcoming)
             except TransportError as exc:  # a reconnect failed: nothing more goes out over this batch
                 self.defer_rest(writer, recipients[index:], exc)
                 return

@@ -4,7 +4,7 @@ The send run's bookkeeping (SendRun) is written here too. The outcome of a send 
 by outcomes.py, conditional on the claim token, because it is on the hot path.
 
     materialise            (nothing) → pending        one row per mailable recipient, unique per issue
-    wait_local             pending → deferred         a send window: not before the reader's local time
+                           (nothing) → deferred       a send window: not before the reader's local time
     claim                  pending, deferred (due) → sending    FOR UPDATE SKIP LOCKED, lease + claim token
     skip                   sending → skipped          the claim's re-check: no longer mailable
     release                sending → pending/skipped  unsent rows given back (pause, time) or dropped (cancel)
@@ -61,7 +61,6 @@ CANCEL_OPEN = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.
 WITHDRAW = Transition((Status.PENDING, Status.DEFERRED, Status.HELD), Status.SKIPPED)
 RELEASE_HELD = Transition((Status.HELD,), Status.PENDING)
 REOPEN_FAILED = Transition((Status.FAILED,), Status.PENDING)
-WAIT_LOCAL = Transition((Status.PENDING,), Status.DEFERRED)
 
 
 def lease_seconds() -> int:
@@ -95,7 +94,8 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
     the send run materialised)."""
     issue = Issue.objects.get(pk=issue_id)
     # A canary send writes every row held; the canary is picked from them once all exist.
-    initial = Status.HELD if issue.canary_percent else Status.PENDING
+    # An A/B test likewise: its test share is picked and split once all rows exist, the rest waits for the winner.
+    initial = Status.HELD if issue.canary_percent or issue.ab_subjects else Status.PENDING
     postgres = connection.vendor == "postgresql"
     delivery = Delivery._meta.db_table
     if after_subscriber_id == 0:
@@ -109,21 +109,25 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
             if ids:
                 tables, mailable, params = audience.mailable_among_sql(ids, postgres, issue.audience)
                 now = connection.ops.adapt_datetimefield_value(timezone.now())
+                # A send window: the rows of readers whose local time has not come are written waiting for it.
+                status_sql, status_params, due_sql, due_params = _wait_local_sql(issue, ids, initial)
                 with transaction.atomic():
                     cursor.execute(
                         f"""INSERT INTO {delivery}
                               (issue_id, subscriber_id, status, attempts, message_id, error_code, error_text,
-                               updated_at)
-                            SELECT %s, s.id, %s, 0, '', '', '', %s FROM {tables} WHERE {mailable}
+                               updated_at, next_attempt_at)
+                            SELECT %s, s.id, {status_sql}, 0, '', '', '', %s, {due_sql} FROM {tables}
+                            WHERE {mailable}
                             ON CONFLICT DO NOTHING""",
-                        [issue_id, initial, now, *params],
+                        [issue_id, *status_params, now, *due_params, *params],
                     )
-                    if issue.has_send_window:
-                        deliveries_wait_local(issue, ids)
                     run_beat(issue_id)
         if len(ids) < MATERIALISE_CHUNK:
             if initial == Status.HELD:
-                deliveries_canary_pick(issue)
+                if issue.ab_subjects:
+                    deliveries_ab_pick(issue)
+                else:
+                    deliveries_canary_pick(issue)
             SendRun.objects.filter(pk=issue_id).update(materialised_at=timezone.now())
             tables_analyse(Delivery)
             return None
@@ -133,21 +137,28 @@ def deliveries_materialise(issue_id: int, after_subscriber_id: int = 0, budget_s
             return cursor_id
 
 
-def deliveries_wait_local(issue: Issue, subscriber_ids: list[int]) -> int:
-    """The send window: of these readers' new rows, those whose local time has not come wait for it (deferred,
-    never attempted, `next_attempt_at` = their time). One UPDATE per time zone in the chunk; in materialise's
-    transaction, so no chain sees them pending. Returns how many wait."""
+def _wait_local_sql(issue: Issue, subscriber_ids: list[int], initial: str) -> tuple[str, list, str, list]:
+    """(status SQL, parameters, next_attempt_at SQL, parameters) for materialise's SELECT: without a send window
+    `initial` and NULL; with one, `deferred` until each reader's local time (windows.release_at) for the zones that
+    must wait, as two CASEs over `s.time_zone` with one branch per zone of this chunk (the chunk's distinct zones
+    are read first), so the rows are written waiting, never updated afterwards."""
+    if not issue.has_send_window:
+        return "%s", [initial], "NULL", []
     started = issue.started_at or timezone.now()
-    by_zone: dict[str, list[int]] = {}
-    for subscriber_id, zone in Subscriber.objects.filter(pk__in=subscriber_ids).values_list("id", "time_zone"):
-        by_zone.setdefault(zone, []).append(subscriber_id)
-    waiting = 0
-    for zone, ids in by_zone.items():
-        when = windows.release_at(issue, zone, started)
-        if when is not None:
-            rows = Delivery.objects.filter(issue_id=issue.pk, subscriber_id__in=ids, attempts=0)
-            waiting += WAIT_LOCAL.apply(rows, next_attempt_at=when)
-    return waiting
+    zones = Subscriber.objects.filter(pk__in=subscriber_ids).order_by().values_list("time_zone", flat=True)
+    due = {zone: windows.release_at(issue, zone, started) for zone in set(zones)}
+    due = {zone: connection.ops.adapt_datetimefield_value(when) for zone, when in due.items() if when is not None}
+    if not due:
+        return "%s", [initial], "NULL", []
+    branches = " ".join(["WHEN %s THEN %s"] * len(due))
+    pairs = [value for zone, when in sorted(due.items()) for value in (zone, when)]
+    status_pairs = [value for zone in sorted(due) for value in (zone, Status.DEFERRED)]
+    return (
+        f"CASE s.time_zone {branches} ELSE %s END",
+        [*status_pairs, initial],
+        f"CASE s.time_zone {branches} END",
+        pairs,
+    )
 
 
 def tables_analyse(*models) -> None:
@@ -340,9 +351,31 @@ def deliveries_canary_pick(issue: Issue) -> int:
     return size
 
 
-def deliveries_release_held(issue_id: int) -> int:
-    """The rest of a canary send may go: held rows become pending."""
-    return RELEASE_HELD.apply(Delivery.objects.filter(issue_id=issue_id))
+def deliveries_release_held(issue_id: int, variant: int | None = None) -> int:
+    """The rest of a canary send (or of an A/B test, with the winning `variant`) may go: held rows become
+    pending."""
+    fields = {} if variant is None else {"variant": variant}
+    return RELEASE_HELD.apply(Delivery.objects.filter(issue_id=issue_id), **fields)
+
+
+def deliveries_ab_pick(issue: Issue) -> int:
+    """Release a random `ab_test_percent` share of the held rows (at least one per subject), split evenly between
+    the subjects: variant 1, 2 … in turn. Once: a send run that has its test picks none again. Returns the test's
+    size."""
+    subjects = len(issue.ab_subjects)
+    with transaction.atomic():
+        run = SendRun.objects.select_for_update().get(pk=issue.pk)
+        if run.ab_test_size is not None:
+            return run.ab_test_size
+        held = Delivery.objects.filter(issue_id=issue.pk, status=Status.HELD)
+        total = held.count()
+        size = min(total, max(subjects, math.ceil(total * issue.ab_test_percent / 100)))
+        chosen = list(held.order_by("?").values_list("id", flat=True)[:size])
+        for variant in range(1, subjects + 1):
+            RELEASE_HELD.apply(Delivery.objects.filter(id__in=chosen[variant - 1 :: subjects]), variant=variant)
+        run.ab_test_size = size
+        run.save(update_fields=["ab_test_size"])
+    return size
 
 
 def delivery_add(issue_id: int, subscriber_id: int) -> bool:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from newsletter import dispatch
 from newsletter.delivery import ledger
+from newsletter.delivery.abtest import CountSource, ab_review
 from newsletter.delivery.canary import canaries_review
 from newsletter.delivery.lifecycle import send_fail, send_finish, send_start
 from newsletter.models import Issue, SendRun
@@ -31,16 +32,19 @@ class RecoveryReport:
     finished: int = 0
     render_failed: int = 0
     canaries_decided: int = 0
+    ab_decided: int = 0
 
 
-def issues_recover(now: datetime | None = None) -> RecoveryReport:
-    """One recovery pass. Safe to run any number of times, concurrently included."""
+def issues_recover(now: datetime | None = None, ab_counts: CountSource | None = None) -> RecoveryReport:
+    """One recovery pass. Safe to run any number of times, concurrently included. `ab_counts`: where A/B tests
+    read their per-variant counts (the engagement app's by default)."""
     now = now or timezone.now()
     report = RecoveryReport()
     start_due(now, report)
     requeue_expired(now, report)
     ledger.deliveries_cancel_open(now=now)
     report.canaries_decided = canaries_review(now)
+    report.ab_decided = ab_review(now, ab_counts)
     restart_stalled(now, report)
     return report
 

@@ -15,7 +15,8 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from newsletter.models import Segment
+from engagement.models import OPEN, Event, Verdict
+from newsletter.models import Issue, Segment
 from subscribers.models import SubscriberTag
 
 
@@ -27,6 +28,7 @@ class Rules(TypedDict, total=False):
     after: str  # ISO date, inclusive
     before: str  # ISO date, exclusive
     as_of: str  # ISO datetime: tags count as they were then (the send's start), later taggings don't
+    clicked_issues: list[int]  # a human click (per-reader event) in one of these issues (the last N, fixed)
 
 
 def segment_rules(segment: Segment | None, as_of: datetime | None = None) -> Rules:
@@ -48,7 +50,17 @@ def segment_rules(segment: Segment | None, as_of: datetime | None = None) -> Rul
         rules["after"] = segment.signed_up_after.isoformat()
     if segment.signed_up_before:
         rules["before"] = segment.signed_up_before.isoformat()
+    if segment.clicked_in_last_issues:
+        rules["clicked_issues"] = last_issue_ids(segment.newsletter_id, segment.clicked_in_last_issues, as_of)
     return rules
+
+
+def last_issue_ids(newsletter_id: int, count: int, before: datetime | None = None) -> list[int]:
+    """The newsletter's last `count` issues that started sending (before `before`: not the one starting now)."""
+    issues = Issue.objects.filter(newsletter_id=newsletter_id, kind=Issue.Kind.ISSUE, started_at__isnull=False)
+    if before:
+        issues = issues.filter(started_at__lt=before)
+    return sorted(issues.order_by("-started_at", "-id").values_list("id", flat=True)[:count])
 
 
 def _day_start(iso: str) -> datetime:
@@ -79,6 +91,13 @@ def rules_q(rules: Rules) -> Q:
         q &= Q(created_at__gte=_day_start(rules["after"]))
     if rules.get("before"):
         q &= Q(created_at__lt=_day_start(rules["before"]))
+    if "clicked_issues" in rules:
+        clicks = Event.objects.filter(
+            subscriber=OuterRef("pk"), issue_id__in=rules["clicked_issues"], verdict=Verdict.HUMAN
+        ).exclude(link_number=OPEN)
+        if rules.get("as_of"):
+            clicks = clicks.filter(at__lte=datetime.fromisoformat(rules["as_of"]))
+        q &= Q(Exists(clicks))
     return q
 
 
@@ -113,4 +132,18 @@ def rules_sql(rules: Rules, alias: str) -> tuple[str, list]:
     if rules.get("before"):
         parts.append(f"{alias}.created_at < %s")
         params.append(connection.ops.adapt_datetimefield_value(_day_start(rules["before"])))
+    if "clicked_issues" in rules:
+        if not rules["clicked_issues"]:
+            parts.append("1 = 0")  # no issue to have clicked in: nobody
+        else:
+            issues = ", ".join(["%s"] * len(rules["clicked_issues"]))
+            sql = (
+                f"EXISTS (SELECT 1 FROM {Event._meta.db_table} e WHERE e.subscriber_id = {alias}.id"
+                f" AND e.verdict = %s AND e.link_number <> %s AND e.issue_id IN ({issues})"
+            )
+            params.extend([int(Verdict.HUMAN), OPEN, *rules["clicked_issues"]])
+            if rules.get("as_of"):
+                sql += " AND e.at <= %s"
+                params.append(connection.ops.adapt_datetimefield_value(datetime.fromisoformat(rules["as_of"])))
+            parts.append(sql + ")")
     return ("".join(f" AND {p}" for p in parts), params)

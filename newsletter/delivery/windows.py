@@ -4,8 +4,8 @@ An issue with a local time (e.g. 07:00) reaches every reader at the next 07:00 o
 started; an issue with a window (e.g. 07:00–21:00; 21:00–07:00 wraps past midnight) reaches readers inside it at
 once and the others when it next opens for them. Readers with no time zone use the site's TIME_ZONE.
 
-Built on the ledger: materialise writes each chunk's rows and, in the same transaction, moves those whose time has
-not come to `deferred` with `next_attempt_at` set to it (ledger.deliveries_wait_local). Nothing else is new: a
+Built on the ledger: materialise writes the rows of readers whose time has not come as `deferred` with
+`next_attempt_at` set to it (ledger._wait_local_sql: a CASE over the chunk's zones). Nothing else is new: a
 deferred row is claimable only once due, a chain that finds nothing due sets the send's `wake_at` to the earliest,
 and recovery wakes it then. Rows waiting for their local time are the deferred rows never attempted.
 """

@@ -197,6 +197,7 @@ def issue_progress(issue: Issue) -> dict:
         "workers_seen": workers_seen(),
         "canary": _canary(issue, run),
         "local_time": _local_time(issue, counts["waiting_local_time"]),
+        "ab": delivery.ab_report(issue),
     }
 
 

@@ -9,13 +9,21 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.utils import timezone
 
+from engagement.models import OPEN, Event, Verdict
 from newsletter.delivery.segments import rules_q, rules_sql, segment_rules
 from newsletter.models import Delivery, Issue, Segment
 from newsletter.services.sending import issue_send_now
 from subscribers.models import Subscriber, SubscriberTag, Tag
 from subscribers.services.importing import subscribers_import
 from subscribers.services.tags import TagError, subscribers_tag, subscribers_untag, tag_for
-from tests.factories import NewsletterFactory, SubscriberFactory, issue_to_send, subscribed, subscribers_bulk
+from tests.factories import (
+    IssueFactory,
+    NewsletterFactory,
+    SubscriberFactory,
+    issue_to_send,
+    subscribed,
+    subscribers_bulk,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -175,3 +183,44 @@ def test_a_segment_send_reaches_exactly_its_members_frozen_at_start(
     received = [r for m in smtp_server.messages for r in m.rcpt_tos]
     assert sorted(received) == sorted(members)
     assert Delivery.objects.filter(issue=issue).count() == 10
+
+
+# --- engagement --------------------------------------------------------------------------------------------------
+
+
+def started_issue(newsletter, days_ago: int) -> Issue:
+    issue = IssueFactory(newsletter=newsletter)
+    Issue.objects.filter(pk=issue.pk).update(started_at=timezone.now() - timedelta(days=days_ago))
+    return issue
+
+
+def event(issue: Issue, reader, link: int = 1, verdict: int = Verdict.HUMAN, at=None) -> None:
+    delivery = Delivery.objects.create(issue=issue, subscriber=reader, status=Delivery.Status.SENT)
+    Event.objects.create(
+        issue=issue, delivery=delivery, subscriber=reader, link_number=link, verdict=verdict, at=at or timezone.now()
+    )
+
+
+def test_clicked_in_the_last_issues_means_a_human_click_in_sql_and_orm(readers):
+    newsletter, people = readers
+    old, previous, last = (started_issue(newsletter, days) for days in (30, 7, 1))
+    IssueFactory(newsletter=newsletter)  # a draft: never among the last issues
+    event(last, people["ada"])  # a human click in the last issue
+    event(last, people["bob"], verdict=Verdict.MACHINE)  # a link scanner: not a click
+    event(previous, people["cy"], link=OPEN)  # an open, not a click
+    event(old, people["di"])  # a click, but three issues ago
+
+    segment = Segment.objects.create(newsletter=newsletter, name="Clickers", clicked_in_last_issues=2)
+    rules = segment_rules(segment)
+    assert rules == {"clicked_issues": sorted([previous.pk, last.pk])}
+    assert members(rules) == ({"ada@example.com"},) * 2
+    segment.clicked_in_last_issues = 3
+    assert members(segment_rules(segment)) == ({"ada@example.com", "di@example.com"},) * 2
+    # Frozen at a send's start: clicks after it, and issues started after it, do not count.
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    assert segment_rules(segment, as_of=timezone.now() - timedelta(days=2))["clicked_issues"] == sorted(
+        [old.pk, previous.pk]
+    )
+    assert members({"clicked_issues": [last.pk], "as_of": an_hour_ago.isoformat()}) == (set(), set())
+    # No issue yet: nobody, not everybody.
+    assert members({"clicked_issues": []}) == (set(), set())

@@ -45,7 +45,10 @@ def inline_data(rows: list[dict], initial: int = 0) -> dict:
 
 
 # What the issue form submits for the fields these tests leave as they are (kind, canary).
-FORM_DEFAULTS = {"kind": "issue", "canary_percent": 0, "canary_minimum": 200, "canary_hold_minutes": 30}
+FORM_DEFAULTS = {
+    "kind": "issue", "canary_percent": 0, "canary_minimum": 200, "canary_hold_minutes": 30, "ab_test_percent": 20,
+    "ab_wait_minutes": 120,
+}  # fmt: skip
 
 
 def change_data(issue: Issue, rows: list[dict]) -> dict:
