@@ -42,14 +42,14 @@ def horizontal(title: str, rows: list[tuple[str, list[int]]], series: list[tuple
     top = max((sum(values) for _label, values in rows), default=0) or 1
     out, y = [], 0.0
     for label, values in rows:
-        row = Row(label=label, y=y + 14)
+        row = Row(label=label, y=y + 16)
         x = 0.0
         for (_name, css), value in zip(series, values, strict=True):
             width = WIDTH * value / top
-            row.bars.append(Bar(x, y + 18, width, BAR_HEIGHT, value, css))
+            row.bars.append(Bar(x, y + 22, width, BAR_HEIGHT, value, css))
             x += width
         out.append(row)
-        y += 18 + BAR_HEIGHT + GAP
+        y += 22 + BAR_HEIGHT + GAP
     return HorizontalChart(title, out, max(y, 1), series)
 
 

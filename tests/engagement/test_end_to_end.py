@@ -72,7 +72,7 @@ def test_a_reader_clicks_a_story_in_the_received_message_and_the_report_shows_it
         time.sleep(1)
         assert _counted(issue) == {}
     else:
-        wait_for(lambda: _counted(issue).get(Verdict.HUMAN) == 1, timeout=30, what="the click counted")
+        wait_for(lambda: _counted(issue).get(Verdict.HUMAN) == 1, timeout=60, interval=0.5, what="the click counted")
         if mode == TrackingMode.PER_READER:
             assert list(Event.objects.values_list("subscriber_id", flat=True)) == [readers[0].pk]
         else:
@@ -87,7 +87,12 @@ def test_a_reader_clicks_a_story_in_the_received_message_and_the_report_shows_it
                 pool.map(lambda url: requests.get(url, headers=agent, allow_redirects=False, timeout=10), tracked)
             )
         assert {a.status_code for a in answers} == {302}
-        wait_for(lambda: _counted(issue).get(Verdict.MACHINE) == len(tracked), timeout=30, what="the scan counted")
+        wait_for(
+            lambda: _counted(issue).get(Verdict.MACHINE) == len(tracked),
+            timeout=60,
+            interval=0.5,  # each poll queues a flush: no faster than the worker runs them
+            what=f"the scan of {len(tracked)} links counted as machine (counted so far: {_counted(issue)})",
+        )
         assert _counted(issue).get(Verdict.HUMAN) == 1
 
     # The editor's report, at phone and desktop width.
