@@ -172,8 +172,13 @@ def _baseline_worker(port: int, message: bytes, seconds: float, result) -> None:
         result.value += sent
 
 
-def baseline(port: int, message: bytes, seconds: float, connections: int = 4) -> float:
-    """Messages/s of a bare smtplib loop: prebuilt bytes, `connections` persistent connections, one process each."""
+def baseline(port: int, message: bytes, seconds: float, connections: int = 4) -> tuple[float, float]:
+    """Messages/s of a bare smtplib loop: prebuilt bytes, `connections` persistent connections, one process each;
+    and its client CPU per message in µs (the processes' user + system time)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = usage.ru_utime + usage.ru_stime
     total = multiprocessing.Value("Q", 0)
     processes = [
         multiprocessing.Process(target=_baseline_worker, args=(port, message, seconds, total))
@@ -184,7 +189,10 @@ def baseline(port: int, message: bytes, seconds: float, connections: int = 4) ->
         p.start()
     for p in processes:
         p.join()
-    return total.value / (time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    return total.value / elapsed, 1e6 * cpu / max(1, total.value)
 
 
 # --- measuring worker processes -----------------------------------------------------------------------------------
@@ -395,8 +403,14 @@ def main(argv: list[str]) -> int:
     issue_freeze(preview)
     message = personalise(skeleton_for(preview), Recipient(1, "reader@example.com", "Reader", _uuid(1))).data
     print(f"message size: {len(message) / 1024:.1f} KB")
-    base_rate = baseline(sink.port, message, args.baseline_seconds)
-    print(f"bare smtplib, 4 connections / 4 processes: {base_rate:,.0f} msg/s ({_load()})")
+    sink_before = _cpu_seconds(sink.process.pid)
+    count_before = sink.count
+    base_rate, base_cpu = baseline(sink.port, message, args.baseline_seconds)
+    base_sink = 1e6 * (_cpu_seconds(sink.process.pid) - sink_before) / max(1, sink.count - count_before)
+    print(
+        f"bare smtplib, 4 connections / 4 processes: {base_rate:,.0f} msg/s, client CPU {base_cpu:.0f} µs and sink "
+        f"CPU {base_sink:.0f} µs per message ({_load()})"
+    )
 
     # The workers run before the list arrives, as they do in production.
     groups = [Workers(env, args.workers, name=f"bench{g + 1}") for g in range(args.groups)]
@@ -427,7 +441,11 @@ def main(argv: list[str]) -> int:
         if status == Issue.Status.SENT:
             break
         if now - last_print >= 5:
-            print(f"  {now - started:6.1f} s  {sink.count:>9,} sent  {sink.count / (now - started):,.0f} msg/s")
+            peak = max(w.peak_rss for w in groups)
+            print(
+                f"  {now - started:6.1f} s  {sink.count:>9,} sent  {sink.count / (now - started):,.0f} msg/s  "
+                f"peak worker RSS {peak:.0f} MB  ({_load()})"
+            )
             last_print = now
         if now - started > 3600:
             return _fail("gave up after an hour")

@@ -81,19 +81,23 @@ class Event(models.Model):
         return f"{self.issue_id}#{self.link_number} at {self.at}"
 
 
-class UniqueRollup(models.Model):
-    """Distinct readers (human hits) kept when retention deletes the per-reader events they were counted from."""
+class UniqueTally(models.Model):
+    """Distinct readers with a human hit, counted when their per-reader event is first written: per issue,
+    variant and link (OPEN: opened; ANY_CLICK: clicked anything). An aggregate like Tally: it names nobody, and it
+    stays when the events it was counted from are deleted (withdrawal, erasure, retention)."""
+
+    ANY_CLICK = -1
 
     issue = models.ForeignKey("newsletter.Issue", on_delete=models.CASCADE, related_name="+")
     variant = models.PositiveSmallIntegerField(default=0)
-    opens = models.PositiveIntegerField(default=0)
-    clicks = models.PositiveIntegerField(default=0)
+    link_number = models.IntegerField()
+    count = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["issue", "variant"], name="unique_rollup_once")]
+        constraints = [models.UniqueConstraint(fields=["issue", "variant", "link_number"], name="unique_tally_once")]
 
     def __str__(self) -> str:
-        return f"{self.issue_id} v{self.variant}"
+        return f"{self.issue_id}#{self.link_number} v{self.variant}: {self.count} readers"
 
 
 class ReaderConsent(models.Model):
@@ -122,3 +126,20 @@ class PendingHit(models.Model):
 
     def __str__(self) -> str:
         return self.record
+
+
+class IssueSnapshot(models.Model):
+    """The delivery side of a finished issue's report, counted by beat every few minutes while bounces and
+    complaints still arrive (ENGAGEMENT_SNAPSHOT_DAYS), so opening the report never counts a million rows. The
+    page says when it was counted."""
+
+    issue = models.OneToOneField("newsletter.Issue", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    statuses = models.JSONField(default=list)  # [[status, variant, count], …]
+    bounced_hard = models.PositiveIntegerField(default=0)
+    bounced_soft = models.PositiveIntegerField(default=0)
+    complaints = models.PositiveIntegerField(default=0)
+    unsubscribes = models.PositiveIntegerField(default=0)
+    taken_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.issue_id} at {self.taken_at}"

@@ -79,9 +79,11 @@ def _unb64(text: str) -> bytes | None:
     if not text or len(text) > 64:
         return None
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError):
         return None
+    # One spelling per token: a last character differing only in its unused bits is refused, not read as the same.
+    return raw if _b64(raw) == text else None
 
 
 def link_part(issue_id: int, number: int) -> str:

@@ -71,6 +71,13 @@ def prose_field(**kwargs) -> ProseEditorFormField:
     return ProseEditorFormField(extensions=PROSE_EXTENSIONS, sanitize=html_sanitize, required=False, **kwargs)
 
 
+def email_page(html: str) -> HttpResponse:
+    """An email's HTML for a preview iframe: its styles and images, no script, framed by the admin only."""
+    response = HttpResponse(html)
+    response.csp = "email-framed"  # config/csp.py
+    return response
+
+
 class ImageUploadField(forms.FileField):
     """A file field that accepts only what the image service can use, with its reason otherwise."""
 
@@ -364,7 +371,7 @@ class ArticleAdmin(ArticleImportAdminMixin, admin.ModelAdmin):
     def preview_html_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         article = self._article_for_view(request, object_id)
         try:
-            return HttpResponse(self._render(article).html)
+            return email_page(self._render(article).html)
         except RenderError as exc:
             return TemplateResponse(request, "admin/newsletter/issue/render_error.html", {"error": exc})
 
@@ -576,7 +583,7 @@ class IssueAdmin(IssueSendingAdminMixin, admin.ModelAdmin):
             preview = issue_preview(issue, preview_values(request.user))
         except RenderError as exc:
             return TemplateResponse(request, "admin/newsletter/issue/render_error.html", {"error": exc})
-        return HttpResponse(preview.html)
+        return email_page(preview.html)
 
     def duplicate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return require_POST(self._duplicate)(request, object_id)

@@ -86,6 +86,7 @@ class MastheadSettings:
     SUPPRESSION_HASH_KEY_FALLBACKS = Setting(
         [], list, "old suppression keys, comma-separated: tried on every lookup until suppression_rehash moves them"
     )
+    PUBLIC_FORM_MAX_BYTES = Setting(16384, int, "largest body a public form takes (413 above); no file uploads")
     RATE_LIMITS = Setting({}, dict, "public form limits overriding the defaults, e.g. signup_ip=30/h")
     TRUSTED_PROXIES = Setting(
         "", str, "proxies whose X-Forwarded-For is believed: a count (1) or CIDRs (10.0.0.0/8,192.0.2.10)"
@@ -115,6 +116,7 @@ class MastheadSettings:
     ENGAGEMENT_SCANNER_NETWORKS = Setting([], list, "more networks (CIDRs) whose hits are scanners'")
     ENGAGEMENT_RETENTION_DAYS = Setting(90, int, "per-reader events are rolled into the counts and deleted after")
     ENGAGEMENT_UNSUBSCRIBE_DAYS = Setting(7, int, "an unsubscribe this soon after an issue is attributed to it")
+    ENGAGEMENT_SNAPSHOT_DAYS = Setting(30, int, "finished issues' delivery figures are re-counted by beat this long")
     # Editing
     IMPORT_ALLOW_PRIVATE_URLS = Setting(False, bool, "article import by URL may reach internal addresses")
     # Images: emails need absolute URLs, so MEDIA_URL is joined to this host unless the storage already gives

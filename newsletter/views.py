@@ -42,6 +42,7 @@ def issue_page(request, newsletter: str, public_id):
         frozen_at__isnull=False,
     )
     response = HttpResponse(archive_html(issue.frozen_html, issue.newsletter.language))
+    response.csp = "email"  # an email as a page: its inline styles and images, no script (config/csp.py)
     response["Content-Language"] = issue.newsletter.language
     if not issue.newsletter.archive_public:
         response["X-Robots-Tag"] = "noindex"

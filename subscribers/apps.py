@@ -6,6 +6,6 @@ class SubscribersConfig(AppConfig):
     verbose_name = "Subscribers"
 
     def ready(self) -> None:
-        from config import proxies  # noqa: F401  (registers the proxy settings' deploy check)
+        from config import csp, proxies  # noqa: F401  (register the SITE_URL and proxy settings' deploy checks)
 
         from . import ratelimits, receivers  # noqa: F401  (registers the limits' check; connects anymail's signal)

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.proxies.TrustedProxyMiddleware",  # first: every later layer sees the client's address
     "config.request_guards.Utf8BodyMiddleware",  # before anything decodes a body: UTF-8 or a plain 400
+    "config.request_guards.PublicFormLimitMiddleware",  # public forms: small bodies, no files
+    "config.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -236,6 +238,7 @@ CELERY_BEAT_SCHEDULE = {
     # Queued clicks and opens into the counts; per-reader events past their retention period.
     "engagement-flush": {"task": "engagement.flush", "schedule": env.float("ENGAGEMENT_FLUSH_SECONDS", default=5.0)},
     "engagement-retention": {"task": "engagement.retention", "schedule": 3600.0},
+    "engagement-snapshots": {"task": "engagement.snapshots", "schedule": 300.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 
-from engagement.models import Event, Link, PendingHit, ReaderConsent, Tally, Verdict
+from engagement.models import OPEN, Event, Link, PendingHit, ReaderConsent, Tally, UniqueTally, Verdict
 from engagement.services.classify import QueuedHit, verdicts
 from newsletter.models import Delivery, Issue, TrackingMode
 
@@ -235,5 +235,39 @@ def _events_write(per_reader: list[tuple[QueuedHit, Verdict]], issues: dict) -> 
                 at=datetime.fromtimestamp(hit.at, tz=UTC),
             )
         )
+    _uniques_add(events)
     Event.objects.bulk_create(events)
     return len(events)
+
+
+def _uniques_add(events: list[Event]) -> None:
+    """Count the readers these (not yet written) events make new: a first human open, a first human click on a
+    link, a first human click at all. Read against the deliveries' existing events, in one query."""
+    humans = [e for e in events if e.verdict == Verdict.HUMAN]
+    if not humans:
+        return
+    seen = set(
+        Event.objects.filter(delivery_id__in={e.delivery_id for e in humans}, verdict=Verdict.HUMAN).values_list(
+            "delivery_id", "link_number"
+        )
+    )
+    seen |= {(delivery, UniqueTally.ANY_CLICK) for delivery, number in list(seen) if number != OPEN}
+    counts: Counter[tuple[int, int, int]] = Counter()
+    for event in humans:
+        keys = [event.link_number] + ([UniqueTally.ANY_CLICK] if event.link_number != OPEN else [])
+        for number in keys:
+            if (event.delivery_id, number) not in seen:
+                seen.add((event.delivery_id, number))
+                counts[(event.issue_id, event.variant, number)] += 1
+    table = UniqueTally._meta.db_table
+    rows = [(*key, n) for key, n in counts.items()]
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            cursor.execute(
+                f"""INSERT INTO {table} (issue_id, variant, link_number, count) VALUES
+                    {", ".join(["(%s, %s, %s, %s)"] * len(chunk))}
+                    ON CONFLICT (issue_id, variant, link_number)
+                    DO UPDATE SET count = {table}.count + excluded.count""",
+                [value for row in chunk for value in row],
+            )

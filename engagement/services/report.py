@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Exists, OuterRef, Sum
+from django.utils import timezone
 
-from engagement.models import OPEN, Event, Link, Tally, Verdict
+from engagement.models import OPEN, IssueSnapshot, Link, Tally, UniqueTally, Verdict
 from engagement.services.hits import TIMELINE_HOURS
-from engagement.services.stats import VariantCounts, variant_counts
+from engagement.services.snapshots import REFRESH_MINUTES, came_back_counts, issue_snapshot, issue_snapshot_take
+from engagement.services.stats import VariantCounts, delivery_status_counts, variant_counts
 from newsletter.conf import app_settings
 from newsletter.models import Delivery, Issue, Newsletter, TrackingMode
 from subscribers.models import ConsentEvent
@@ -69,6 +70,7 @@ class IssueReport:
     stories: list[StoryRow] = field(default_factory=list)
     timeline: list[HourRow] = field(default_factory=list)
     variants: dict[int, VariantCounts] = field(default_factory=dict)
+    counted_at: datetime | None = None  # the delivery figures' snapshot time; None: counted just now
 
     @property
     def human_opens(self) -> int:
@@ -101,25 +103,38 @@ VERDICT_NAMES = {Verdict.HUMAN: "human", Verdict.MACHINE: "machine", Verdict.APP
 
 
 def _delivery_counts(issue: Issue) -> dict[str, int]:
-    """Deliveries by status, and what came back. A finished issue's status counts are final, so they are kept in
-    the cache (keyed by when it finished) instead of counting a million rows on every view."""
-    key = f"engagement:deliveries:{issue.pk}:{issue.status}:{issue.finished_at and issue.finished_at.timestamp()}"
-    counts = cache.get(key) if issue.status == Issue.Status.SENT else None
-    if counts is None:
-        counts = dict(
-            Delivery.objects.filter(issue=issue).values("status").annotate(n=Count("id")).values_list("status", "n")
-        )
-        cache.set(key, counts, 24 * 3600 if issue.status == Issue.Status.SENT else 0)
-    came_back = (
-        Delivery.objects.filter(issue=issue)
-        .filter(~Q(bounce_kind="") | Q(complained_at__isnull=False))
-        .aggregate(
-            hard=Count("id", filter=Q(bounce_kind=Delivery.BounceKind.HARD)),
-            soft=Count("id", filter=Q(bounce_kind=Delivery.BounceKind.SOFT)),
-            complaints=Count("id", filter=Q(complained_at__isnull=False)),
-        )
+    """Deliveries by status and what came back: from the finished issue's snapshot when there is one (beat keeps
+    it fresh), else counted now."""
+    snapshot = issue_snapshot(issue)
+    if snapshot is not None:
+        counts: dict[str, int] = {}
+        for status, _variant, n in snapshot.statuses:
+            counts[status] = counts.get(status, 0) + n
+        return {
+            **counts, "hard": snapshot.bounced_hard, "soft": snapshot.bounced_soft, "complaints": snapshot.complaints,
+            "unsubscribes": snapshot.unsubscribes, "taken_at": snapshot.taken_at,
+        }  # fmt: skip
+    counts = {}
+    for (status, _variant), n in delivery_status_counts(issue).items():
+        counts[status] = counts.get(status, 0) + n
+    return {**counts, **came_back_counts(issue), "unsubscribes": issue_unsubscribes(issue), "taken_at": None}
+
+
+def snapshots_refresh(now=None) -> int:
+    """Beat: re-count issues that finished within ENGAGEMENT_SNAPSHOT_DAYS and were not counted in the last few
+    minutes (bounces and complaints keep arriving for days). Returns how many were counted."""
+    now = now or timezone.now()
+    recent = Issue.objects.filter(
+        status=Issue.Status.SENT, finished_at__gte=now - timedelta(days=app_settings.ENGAGEMENT_SNAPSHOT_DAYS)
     )
-    return {**counts, **came_back}
+    stale = recent.exclude(
+        pk__in=IssueSnapshot.objects.filter(taken_at__gte=now - timedelta(minutes=REFRESH_MINUTES)).values("issue_id")
+    )
+    done = 0
+    for issue in stale:
+        issue_snapshot_take(issue, issue_unsubscribes(issue))
+        done += 1
+    return done
 
 
 def issue_unsubscribes(issue: Issue) -> int:
@@ -149,6 +164,12 @@ def issue_unsubscribes(issue: Issue) -> int:
     )
 
 
+def _link_uniques(issue: Issue) -> dict[int, int]:
+    """Distinct readers with a human click, per link (all variants)."""
+    rows = UniqueTally.objects.filter(issue=issue, link_number__gt=OPEN).values("link_number").annotate(n=Sum("count"))
+    return dict(rows.values_list("link_number", "n"))
+
+
 def issue_report(issue: Issue) -> IssueReport:
     report = IssueReport(issue=issue)
     counts = _delivery_counts(issue)
@@ -157,7 +178,8 @@ def issue_report(issue: Issue) -> IssueReport:
     report.pending = sum(counts.get(s, 0) for s in ("pending", "sending", "deferred", "held"))
     report.bounced_hard, report.bounced_soft = counts["hard"], counts["soft"]
     report.complaints = counts["complaints"]
-    report.unsubscribes = issue_unsubscribes(issue)
+    report.unsubscribes = counts["unsubscribes"]
+    report.counted_at = counts["taken_at"]
     report.opens = {name: 0 for name in VERDICT_NAMES.values()}
     report.clicks = {"human": 0, "machine": 0}
     by_link: dict[int, list[int]] = defaultdict(lambda: [0, 0])
@@ -184,15 +206,7 @@ def issue_report(issue: Issue) -> IssueReport:
         if not human:
             row.machine += n
     report.timeline = [hours[h] for h in range(TIMELINE_HOURS + 1)]
-    uniques: dict[int, int] = {}
-    if issue.tracking_mode == TrackingMode.PER_READER:
-        uniques = dict(
-            Event.objects.filter(issue=issue, verdict=Verdict.HUMAN)
-            .exclude(link_number=OPEN)
-            .values("link_number")
-            .annotate(n=Count("delivery_id", distinct=True))
-            .values_list("link_number", "n")
-        )
+    uniques = _link_uniques(issue) if issue.tracking_mode == TrackingMode.PER_READER else {}
     stories: dict[str, StoryRow] = {}
     for link in Link.objects.filter(issue=issue).select_related("article").order_by("number"):
         human, machine = by_link.get(link.number, (0, 0))
@@ -254,7 +268,7 @@ def newsletter_overview(newsletter: Newsletter, limit: int = 10) -> list[IssueSu
         summaries.append(
             IssueSummary(
                 issue, counts.get(Delivery.Status.SENT, 0), t["opens"], t["clicks"], t["machine"],
-                issue_unsubscribes(issue), counts["complaints"], counts["hard"] + counts["soft"],
+                counts["unsubscribes"], counts["complaints"], counts["hard"] + counts["soft"],
             )
         )  # fmt: skip
     return summaries

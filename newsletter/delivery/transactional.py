@@ -4,7 +4,7 @@ signature; any other backend (an ESP, locmem in tests) sends it itself."""
 
 from __future__ import annotations
 
-from email.utils import parseaddr
+from email.utils import make_msgid, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -16,6 +16,9 @@ from newsletter.delivery.transports import SMTP_BACKEND, SmtpTransport
 def transactional_send(message: EmailMessage) -> None:
     """Send one message now. Raises TransportError (a ConnectionError: worth retrying) when the server cannot be
     reached or answers "try later", smtplib.SMTPResponseException when it refuses the message for good."""
+    if "message-id" not in {name.lower() for name in message.extra_headers}:
+        # On our mail domain, not the host's name (Django's default is often @localhost).
+        message.extra_headers["Message-ID"] = make_msgid(domain=settings.MAIL_DOMAIN)
     if settings.EMAIL_BACKEND != SMTP_BACKEND:
         message.send()
         return

@@ -4,14 +4,15 @@ human and machine apart, per story and link, the timeline), the CSV, and who may
 import csv
 import io
 import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from engagement import tokens
-from engagement.models import Link, Tally, Verdict
+from engagement.models import IssueSnapshot, Link, Tally, Verdict
 from engagement.services import hits
-from engagement.services.report import issue_report, newsletter_overview
+from engagement.services.report import issue_report, newsletter_overview, snapshots_refresh
 from newsletter.models import Delivery, TrackingMode
 from subscribers.models import ConsentEvent
 from subscribers.services.unsubscribe import subscriber_unsubscribe
@@ -96,3 +97,15 @@ def test_hits_long_after_the_send_land_in_the_last_timeline_slot(reported):
     Tally.objects.create(issue=issue, link_number=story.number, verdict=Verdict.HUMAN, hour=48, count=7)
     report = issue_report(issue)
     assert report.timeline[-1].human_clicks == 7 and len(report.timeline) == 49
+
+
+def test_a_finished_issue_reads_its_snapshot_which_beat_refreshes(reported):
+    issue, _story = reported
+    issue.refresh_from_db()
+    assert snapshots_refresh() == 1 and snapshots_refresh() == 0  # twice: nothing more to count
+    Delivery.objects.filter(issue=issue).update(bounce_kind="hard")  # bounces keep arriving after the send
+    report = issue_report(issue)
+    assert report.bounced_hard == 1 and report.counted_at is not None  # the snapshot, until beat counts again
+    IssueSnapshot.objects.update(taken_at=timezone.now() - timedelta(minutes=10))
+    assert snapshots_refresh() == 1
+    assert issue_report(issue).bounced_hard == 5

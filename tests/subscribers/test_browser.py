@@ -18,6 +18,7 @@ def fits_the_phone(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
+@pytest.mark.signup_queued  # the real path: the worker runs the queued signup, then sends its email
 def test_signup_confirm_preferences_unsubscribe_on_a_phone(
     page, live_server, smtp_server, celery_worker, screenshot_dir, wait_for
 ):

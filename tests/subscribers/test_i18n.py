@@ -25,13 +25,14 @@ READER_TEMPLATES = [
     for folder in ("templates/subscribers", "templates/site", "templates/email", "templates/newsletter")
     for p in sorted((ROOT / folder).rglob("*"))
     if p.suffix in {".html", ".txt"} and p.name != "devmail.html"
-]
+] + [ROOT / "templates" / "engagement" / "unknown_link.html"]  # the rest of templates/engagement is the admin's
 READER_MODULES = [
     "subscribers/forms.py",
     "subscribers/views.py",
     "subscribers/services/emails.py",
     "newsletter/placeholders.py",
     "newsletter/feeds.py",
+    "engagement/services/consent.py",
 ]
 GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy"}
 
