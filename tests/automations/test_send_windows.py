@@ -79,7 +79,7 @@ def test_the_signup_page_keeps_a_real_time_zone_and_ignores_anything_else(client
     NewsletterFactory(slug="daily-brief")
     form = {"email": "ada@example.com", "consent": "on", "time_zone": "America/Argentina/Buenos_Aires"}
     page = client.get("/subscribe/daily-brief/").content.decode()
-    assert 'name="time_zone"' in page and "resolvedOptions().timeZone" in page
+    assert 'name="time_zone"' in page and "subscribers/time_zone.js" in page
     assert client.post("/subscribe/daily-brief/", form).status_code == 302
     assert Subscriber.objects.get(email="ada@example.com").time_zone == "America/Argentina/Buenos_Aires"
     client.post("/subscribe/daily-brief/", {**form, "email": "bob@example.com", "time_zone": "Mars/Olympus"})
