@@ -224,7 +224,7 @@ def _act(raw: bytes, msg: Message, report: Report, sent) -> Outcome:
     )
     if not created:
         return _accepted("already recorded", f"event {event.pk}")
-    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, sent=sent)
+    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, sent=sent, just_stored=True)
     log.info("inbound: %s for delivery %s (%s, %s): %s", report.kind, sent.id, report.parser, description, outcome)
     return _accepted(outcome, description)
 
