@@ -110,14 +110,23 @@ def mail_event_store(
     message_id: str = "",
     description: str = "",
     delivery_id: int | None = None,
+    issue_id: int | None = None,
+    subscriber_id: int | None = None,
+    processed_at=None,
 ) -> tuple[MailEvent, bool]:
-    """Store one event, once per (esp, event id, recipient). Returns the row and whether it is new."""
+    """Store one event, once per (esp, event id, recipient). Returns the row and whether it is new.
+
+    `issue_id`, `subscriber_id`, `processed_at`: for a caller that acts on the event in the same transaction
+    (mail_event_process with just_stored), what the row will say once acted on, so it is written once."""
     esp, event_id, recipient = esp[:32], event_id[:255], recipient[:254]
     fields = {
         "message_id": message_id[:255],
         "kind": kind,
         "description": description[:300],
         "delivery_id": delivery_id,
+        "issue_id": issue_id,
+        "subscriber_id": subscriber_id,
+        "processed_at": processed_at,
     }
     event = MailEvent(esp=esp, event_id=event_id, recipient=recipient, **fields)
     if row_insert_new(event):  # one statement; a redelivered or concurrent twin conflicts and writes nothing
@@ -141,8 +150,10 @@ def mail_event_process(
     with transaction.atomic(savepoint=False):
         if not claimed:
             event = MailEvent.objects.select_for_update().get(pk=event.pk)
-        if event.processed_at:
+        if event.processed_at and not claimed:
             return "already processed"
+        stored = (event.delivery_id, event.issue_id, event.subscriber_id)
+        marked = claimed and event.processed_at is not None
         if sent is None or sent.id != event.delivery_id:
             if event.delivery_id:
                 sent = delivery.delivery_find(event.delivery_id)
@@ -164,8 +175,10 @@ def mail_event_process(
         outcome = _act(event, subscriber, address, source)
         if sent:
             _record_on_delivery(event, sent.id)
-        event.processed_at = timezone.now()
-        event.save(update_fields=["delivery", "issue", "subscriber", "processed_at"])
+        if not marked or stored != (event.delivery_id, event.issue_id, event.subscriber_id):
+            # (An event its caller stored already marked, with what it now says, is written as it must be.)
+            event.processed_at = timezone.now()
+            event.save(update_fields=["delivery", "issue", "subscriber", "processed_at"])
     if event.kind == Kind.COMPLAINT and event.issue_id and delivery.issue_complaint_check(event.issue_id):
         outcome += "; issue paused"
     return outcome

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
@@ -221,6 +222,10 @@ def _act(raw: bytes, msg: Message, report: Report, sent) -> Outcome:
         message_id=sent.message_id,
         description=description or report.parser,
         delivery_id=sent.id,
+        # What the row says once acted on below, in this same transaction: written once, not inserted then updated.
+        issue_id=sent.issue_id,
+        subscriber_id=sent.subscriber_id,
+        processed_at=timezone.now(),
     )
     if not created:
         return _accepted("already recorded", f"event {event.pk}")
