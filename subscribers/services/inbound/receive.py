@@ -22,6 +22,7 @@ from email import message_from_bytes
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import unquote
 
 from django.core.cache import cache
@@ -74,6 +75,7 @@ NO_SUCH_USER = Outcome("no such user", EX_NOUSER, "550 5.1.1 No such user here")
 # --- recipients -----------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)  # a pure function of its string; the same few settings addresses come every message
 def _bare(address: str) -> str:
     return (parseaddr(address)[1] or address).strip().strip("<>").lower()
 
