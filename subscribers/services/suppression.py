@@ -60,15 +60,19 @@ def is_suppressed(email: str) -> bool:
 
 
 def suppression_add(canonical_email: str, reason: str) -> tuple[Suppression, bool]:
-    """The address's entry, made under the current key unless one exists under any key. Returns (entry, created)."""
-    existing = suppression_find(canonical_email)
-    if existing is not None:
-        return existing, False
-    key = suppression_keys()[0]
-    entry = Suppression(email_hash=email_hash(canonical_email, key), key_id=suppression_key_id(key), reason=reason)
-    if row_insert_new(entry):  # no savepoint: the same address suppressed at the same moment elsewhere conflicts
+    """The address's entry, made under the current key unless one exists under any key. Returns (entry, created).
+
+    One statement for a new entry: the insert carries the check for an entry under any key (NOT EXISTS) and
+    the race with the same address suppressed at the same moment elsewhere (ON CONFLICT), without a savepoint."""
+    keys = suppression_keys()
+    hashes = address_hashes(canonical_email, keys)
+    entry = Suppression(email_hash=hashes[0], key_id=suppression_key_id(keys[0]), reason=reason)
+    if row_insert_new(entry, unless=Suppression.objects.filter(email_hash__in=hashes)):
         return entry, True
-    return Suppression.objects.get(email_hash=entry.email_hash), False
+    existing = Suppression.objects.filter(email_hash__in=hashes).order_by("pk").first()
+    if existing is None:  # removed between the two statements: try again, as a new entry
+        return suppression_add(canonical_email, reason)
+    return existing, False
 
 
 _LOOK_UP = object()

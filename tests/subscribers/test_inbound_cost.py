@@ -22,9 +22,9 @@ pytestmark = pytest.mark.django_db
 # its redundant savepoints and lookups (mail_event_store's check-then-insert, the event's re-read under lock,
 # the subscriber read twice, the event inserted then updated); the complaint includes the complaint
 # check and its pause.
-HARD_BOUNCE_MAX = 12
+HARD_BOUNCE_MAX = 11
 SOFT_BOUNCE_MAX = 9
-COMPLAINT_MAX = 20
+COMPLAINT_MAX = 19
 
 
 @pytest.fixture(autouse=True)
