@@ -9,7 +9,7 @@ complaint rate and pauses the send above COMPLAINT_PAUSE_RATE (newsletter.delive
 import re
 
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from subscribers import dispatch
 from subscribers.models import ConsentEvent, MailEvent, Subscriber, Suppression
 
 from .addresses import subscribers_by_address
+from .rows import row_insert_new
 from .suppression import address_canonical, address_suppress
 from .unsubscribe import subscriber_unsubscribe
 
@@ -109,37 +110,50 @@ def mail_event_store(
     message_id: str = "",
     description: str = "",
     delivery_id: int | None = None,
+    issue_id: int | None = None,
+    subscriber_id: int | None = None,
+    processed_at=None,
 ) -> tuple[MailEvent, bool]:
-    """Store one event, once per (esp, event id, recipient). Returns the row and whether it is new."""
+    """Store one event, once per (esp, event id, recipient). Returns the row and whether it is new.
+
+    `issue_id`, `subscriber_id`, `processed_at`: for a caller that acts on the event in the same transaction
+    (mail_event_process with just_stored), what the row will say once acted on, so it is written once."""
     esp, event_id, recipient = esp[:32], event_id[:255], recipient[:254]
     fields = {
         "message_id": message_id[:255],
         "kind": kind,
         "description": description[:300],
         "delivery_id": delivery_id,
+        "issue_id": issue_id,
+        "subscriber_id": subscriber_id,
+        "processed_at": processed_at,
     }
-    if event_id:
-        existing = MailEvent.objects.filter(esp=esp, event_id=event_id, recipient=recipient).first()
-        if existing is not None:
-            return existing, False
-    try:
-        with transaction.atomic():
-            return MailEvent.objects.create(esp=esp, event_id=event_id, recipient=recipient, **fields), True
-    except IntegrityError:  # the same event arriving twice at the same moment
-        return MailEvent.objects.get(esp=esp, event_id=event_id, recipient=recipient), False
+    event = MailEvent(esp=esp, event_id=event_id, recipient=recipient, **fields)
+    if row_insert_new(event):  # one statement; a redelivered or concurrent twin conflicts and writes nothing
+        return event, True
+    return MailEvent.objects.get(esp=esp, event_id=event_id, recipient=recipient), False
 
 
 def mail_event_process(
-    event: MailEvent, source: str = ConsentEvent.Source.WEBHOOK, sent: delivery.DeliveryRef | None = None
+    event: MailEvent,
+    source: str = ConsentEvent.Source.WEBHOOK,
+    sent: delivery.DeliveryRef | None = None,
+    just_stored: bool = False,
 ) -> str:
     """Act on a recorded event: suppress or count against the address, and record the bounce or complaint on
     its delivery row. Idempotent: the row is claimed under a lock and marked processed, so a task run twice acts
-    once. `sent`: the event's delivery when the caller has just looked it up. Returns what was done."""
+    once. `sent`: the event's delivery when the caller has just looked it up. `just_stored`: the caller created the
+    event in its own transaction (mail_event_store said new), so the row is already its to act on: no one else
+    can see it, let alone claim it, before that transaction commits. Returns what was done."""
     # No savepoint inside a caller's transaction (the inbound doors'): a failure here fails the whole message.
+    claimed = just_stored and transaction.get_connection().in_atomic_block
     with transaction.atomic(savepoint=False):
-        event = MailEvent.objects.select_for_update().get(pk=event.pk)
-        if event.processed_at:
+        if not claimed:
+            event = MailEvent.objects.select_for_update().get(pk=event.pk)
+        if event.processed_at and not claimed:
             return "already processed"
+        stored = (event.delivery_id, event.issue_id, event.subscriber_id)
+        marked = claimed and event.processed_at is not None
         if sent is None or sent.id != event.delivery_id:
             if event.delivery_id:
                 sent = delivery.delivery_find(event.delivery_id)
@@ -161,8 +175,10 @@ def mail_event_process(
         outcome = _act(event, subscriber, address, source)
         if sent:
             _record_on_delivery(event, sent.id)
-        event.processed_at = timezone.now()
-        event.save(update_fields=["delivery", "issue", "subscriber", "processed_at"])
+        if not marked or stored != (event.delivery_id, event.issue_id, event.subscriber_id):
+            # (An event its caller stored already marked, with what it now says, is written as it must be.)
+            event.processed_at = timezone.now()
+            event.save(update_fields=["delivery", "issue", "subscriber", "processed_at"])
     if event.kind == Kind.COMPLAINT and event.issue_id and delivery.issue_complaint_check(event.issue_id):
         outcome += "; issue paused"
     return outcome
@@ -183,15 +199,18 @@ def _record_on_delivery(event: MailEvent, delivery_id: int) -> None:
 
 
 def _act(event: MailEvent, subscriber: Subscriber | None, address: str, source: str) -> str:
+    # Inside mail_event_process's transaction (no savepoint of its own: a failure fails the whole event), with
+    # the subscriber it already read.
+    known = {"savepoint": False, "subscriber": subscriber}
     detail = f"{event.esp}: {event.get_kind_display()}"
     if not address:
         return "no address"
     mail_event_notify(event, address)
     if event.kind == Kind.HARD_BOUNCE:
-        address_suppress(address, Suppression.Reason.HARD_BOUNCE, source, detail)
+        address_suppress(address, Suppression.Reason.HARD_BOUNCE, source, detail, **known)
         return "suppressed (hard bounce)"
     if event.kind == Kind.COMPLAINT:
-        address_suppress(address, Suppression.Reason.COMPLAINT, source, detail)
+        address_suppress(address, Suppression.Reason.COMPLAINT, source, detail, **known)
         return "suppressed (complaint)"
     if event.kind == Kind.SOFT_BOUNCE:
         if subscriber is None:
@@ -199,7 +218,7 @@ def _act(event: MailEvent, subscriber: Subscriber | None, address: str, source: 
         Subscriber.objects.filter(pk=subscriber.pk).update(soft_bounces=F("soft_bounces") + 1)
         subscriber.refresh_from_db(fields=["soft_bounces"])
         if subscriber.soft_bounces >= app_settings.SOFT_BOUNCE_LIMIT:
-            address_suppress(address, Suppression.Reason.SOFT_BOUNCES, source, detail)
+            address_suppress(address, Suppression.Reason.SOFT_BOUNCES, source, detail, **known)
             return f"suppressed after {subscriber.soft_bounces} soft bounces"
         return f"soft bounce {subscriber.soft_bounces}"
     if event.kind == Kind.UNSUBSCRIBE and subscriber is not None:

@@ -8,7 +8,7 @@ and `suppression_rehash` moves old entries onto it where the address is still on
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from newsletter import delivery
 from subscribers.models import (
@@ -22,6 +22,7 @@ from subscribers.models import (
 )
 
 from .addresses import InvalidAddress, address_normalise, subscribers_by_address
+from .rows import row_insert_new
 
 
 def address_canonical(email: str) -> str:
@@ -59,38 +60,56 @@ def is_suppressed(email: str) -> bool:
 
 
 def suppression_add(canonical_email: str, reason: str) -> tuple[Suppression, bool]:
-    """The address's entry, made under the current key unless one exists under any key. Returns (entry, created)."""
-    existing = suppression_find(canonical_email)
-    if existing is not None:
-        return existing, False
-    key = suppression_keys()[0]
-    try:
-        with transaction.atomic():  # savepoint: the same address suppressed at the same moment elsewhere
-            entry = Suppression.objects.create(
-                email_hash=email_hash(canonical_email, key), key_id=suppression_key_id(key), reason=reason
-            )
-    except IntegrityError:
-        return Suppression.objects.get(email_hash=email_hash(canonical_email, key)), False
-    return entry, True
+    """The address's entry, made under the current key unless one exists under any key. Returns (entry, created).
+
+    One statement for a new entry: the insert carries the check for an entry under any key (NOT EXISTS) and
+    the race with the same address suppressed at the same moment elsewhere (ON CONFLICT), without a savepoint."""
+    keys = suppression_keys()
+    hashes = address_hashes(canonical_email, keys)
+    entry = Suppression(email_hash=hashes[0], key_id=suppression_key_id(keys[0]), reason=reason)
+    if row_insert_new(entry, unless=Suppression.objects.filter(email_hash__in=hashes)):
+        return entry, True
+    existing = Suppression.objects.filter(email_hash__in=hashes).order_by("pk").first()
+    if existing is None:  # removed between the two statements: try again, as a new entry
+        return suppression_add(canonical_email, reason)
+    return existing, False
 
 
-@transaction.atomic
-def address_suppress(email: str, reason: str, source: str = ConsentEvent.Source.ADMIN, detail: str = "") -> None:
+_LOOK_UP = object()
+
+
+def address_suppress(
+    email: str,
+    reason: str,
+    source: str = ConsentEvent.Source.ADMIN,
+    detail: str = "",
+    *,
+    savepoint: bool = True,
+    subscriber=_LOOK_UP,
+) -> None:
     """Suppress an address (bounce, complaint, operator). Safe to call twice; the ledger records the first time.
 
     The address is canonicalised first, so a bounce for the ASCII (IDNA) form of an internationalised domain is
     filed, and found later, under the form signup and import store. The subscriber, if any, stops receiving mail
     at once: every send claims only active subscribers, and their pending deliveries of issues in progress are
     skipped in this transaction.
+
+    `savepoint=False` for a caller whose own transaction fails as a whole anyway (the bounce services);
+    `subscriber`: the row (or None) the caller has just read for this address, saving the lookup.
     """
-    email = address_canonical(email)
+    with transaction.atomic(savepoint=savepoint):
+        _suppress(address_canonical(email), reason, source, detail, subscriber)
+
+
+def _suppress(email: str, reason: str, source: str, detail: str, subscriber) -> None:
     suppression, created = suppression_add(email, reason)
     if not created and suppression.reason == Suppression.Reason.ERASED and reason != Suppression.Reason.ERASED:
         # An erased person who came back and then bounced or complained: the stronger reason wins.
         suppression.reason = reason
         suppression.save(update_fields=["reason"])
         created = True
-    subscriber = subscribers_by_address(Subscriber.objects.all(), email).first()
+    if subscriber is _LOOK_UP or (subscriber is not None and subscriber.email.strip().lower() != email.lower()):
+        subscriber = subscribers_by_address(Subscriber.objects.all(), email).first()
     if subscriber:
         delivery.subscriber_withdraw(subscriber.pk, reason="suppressed")
     if subscriber and subscriber.status != Subscriber.Status.SUPPRESSED:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.utils import parseaddr
+from functools import lru_cache
 
 from newsletter import delivery
 from newsletter.conf import app_settings
@@ -24,6 +25,7 @@ class Attribution:
     problem: str = ""  # why nothing was attributed, for the quarantine
 
 
+@lru_cache(maxsize=1024)  # pure; each message asks about the same address several times
 def _split(address: str) -> tuple[str, str]:
     address = parseaddr(address)[1] or address
     local, _, domain = address.strip().strip("<>").rpartition("@")

@@ -22,10 +22,12 @@ from email import message_from_bytes
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import unquote
 
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from newsletter.conf import app_settings
 from newsletter.models import Newsletter
@@ -73,6 +75,7 @@ NO_SUCH_USER = Outcome("no such user", EX_NOUSER, "550 5.1.1 No such user here")
 # --- recipients -----------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)  # a pure function of its string; the same few settings addresses come every message
 def _bare(address: str) -> str:
     return (parseaddr(address)[1] or address).strip().strip("<>").lower()
 
@@ -221,10 +224,14 @@ def _act(raw: bytes, msg: Message, report: Report, sent) -> Outcome:
         message_id=sent.message_id,
         description=description or report.parser,
         delivery_id=sent.id,
+        # What the row says once acted on below, in this same transaction: written once, not inserted then updated.
+        issue_id=sent.issue_id,
+        subscriber_id=sent.subscriber_id,
+        processed_at=timezone.now(),
     )
     if not created:
         return _accepted("already recorded", f"event {event.pk}")
-    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, sent=sent)
+    outcome = mail_event_process(event, source=ConsentEvent.Source.INBOUND, sent=sent, just_stored=True)
     log.info("inbound: %s for delivery %s (%s, %s): %s", report.kind, sent.id, report.parser, description, outcome)
     return _accepted(outcome, description)
 
