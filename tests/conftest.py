@@ -7,6 +7,7 @@ On a developer's machine a test whose service or browser is missing is skipped, 
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +30,8 @@ from anymail.exceptions import AnymailRequestsAPIError
 from anymail.message import AnymailRecipientStatus
 from django.conf import settings
 from django.db import connection
+
+from engagement.services import hits, links
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -447,3 +450,32 @@ def signup_inline(request, monkeypatch):
     from subscribers.tasks import signup_task
 
     monkeypatch.setattr(dispatch, "signup_later", signup_task)
+
+
+TRACKED_LINK = re.compile(r"https?://[^\s\"<>]+/r/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+@pytest.fixture
+def engagement_state() -> Iterator[None]:
+    """Engagement's per-process caches (keyed by issue id, which a new test database reuses) and the shared hit
+    queue start empty."""
+    links.link_target.cache_clear()
+    links.issue_tracking.cache_clear()
+    client = hits.redis_client()
+    if client is not None:
+        client.delete(hits.QUEUE_KEY, hits.LOCK_KEY)
+    yield
+    links.link_target.cache_clear()
+    links.issue_tracking.cache_clear()
+
+
+@pytest.fixture
+def tracked_links() -> Callable[[EmailMessage], tuple[list[str], list[str]]]:
+    """tracked_links(message): the tracked URLs of an EmailMessage's HTML part, in order, and of its text part."""
+
+    def find(message: EmailMessage) -> tuple[list[str], list[str]]:
+        html = message.get_body(("html",)).get_content()
+        text = message.get_body(("plain",)).get_content()
+        return TRACKED_LINK.findall(html), TRACKED_LINK.findall(text)
+
+    return find

@@ -2,7 +2,6 @@
 the best human click rate (human opens where no click was counted) goes to the rest by itself, and the report says
 plainly when the difference may be chance."""
 
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from engagement.models import Tally, Verdict
-from engagement.services import hits, links
+from engagement.services import hits
 from newsletter.delivery import issues_recover
 from newsletter.delivery.abtest import ab_choose, ab_decide, ab_report, ab_review
 from newsletter.delivery.ledger import deliveries_ab_pick, deliveries_materialise
@@ -32,20 +31,10 @@ class Figures:
     human_opens: int = 0
 
 
+# Engagement's caches and hit queue start empty in every test here, as in tests/engagement.
+pytestmark = pytest.mark.usefixtures("engagement_state")
+
 BROWSER = {"HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"}
-CLICK = re.compile(r"https?://[^\s\"<>]+/r/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_engagement_state():
-    links.link_target.cache_clear()
-    links.issue_tracking.cache_clear()
-    client = hits.redis_client()
-    if client is not None:
-        client.delete(hits.QUEUE_KEY, hits.LOCK_KEY)
-    yield
-    links.link_target.cache_clear()
-    links.issue_tracking.cache_clear()
 
 
 # --- the choice --------------------------------------------------------------------------------------------------
@@ -191,7 +180,7 @@ def recover_until(predicate, what: str, timeout: float = 90):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_an_ab_test_sends_the_winner_chosen_from_recorded_clicks_to_the_rest(
-    celery_worker, smtp_server, quiet_smtp_log, client, admin_user, settings, parse
+    celery_worker, smtp_server, quiet_smtp_log, client, admin_user, settings, parse, tracked_links
 ):
     """Readers click the tracked links of the mail they received; engagement records the clicks (human, per
     variant); after the wait recovery picks the subject they clicked more and the worker sends it to the rest."""
@@ -212,8 +201,7 @@ def test_an_ab_test_sends_the_winner_chosen_from_recorded_clicks_to_the_rest(
     firsts: dict[str, list[str]] = {}
     for received in smtp_server.messages:
         message = parse(received.data)
-        html = message.get_body(("html",)).get_content()
-        firsts.setdefault(message["Subject"], []).append(CLICK.findall(html)[0])
+        firsts.setdefault(message["Subject"], []).append(tracked_links(message)[0][0])
     for url in firsts["The vote, explained"][:12] + firsts["First"][:1]:
         assert client.get(urlsplit(url).path, **BROWSER).status_code == 302
     assert hits.hits_flush(now=time.time() + 60).hits == 13
