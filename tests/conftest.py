@@ -315,6 +315,25 @@ def wait_for() -> Callable[..., object]:
 
 
 @pytest.fixture
+def recover_until() -> Callable[..., object]:
+    """recover_until(predicate, what=..., timeout=90): what beat does every few seconds (a recovery pass), done
+    here every quarter second until predicate() is truthy; returns its value or fails naming what was awaited."""
+
+    from newsletter import delivery
+
+    def poll(predicate: Callable[[], object], what: str = "the send to finish", timeout: float = 90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if value := predicate():
+                return value
+            delivery.issues_recover()
+            time.sleep(0.25)
+        pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+    return poll
+
+
+@pytest.fixture
 def project_root() -> Path:
     return ROOT
 

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from engagement.models import Tally, Verdict
 from engagement.services import hits
-from newsletter.delivery import issues_recover
 from newsletter.delivery.abtest import ab_choose, ab_decide, ab_report, ab_review
 from newsletter.delivery.ledger import deliveries_ab_pick, deliveries_materialise
 from newsletter.models import Delivery, Issue, SendRun, TrackingMode
@@ -167,20 +166,10 @@ def test_the_counting_source_is_injectable(django_capture_on_commit_callbacks):
 # --- real worker -------------------------------------------------------------------------------------------------
 
 
-def recover_until(predicate, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        issues_recover()
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_an_ab_test_sends_the_winner_chosen_from_recorded_clicks_to_the_rest(
-    celery_worker, smtp_server, quiet_smtp_log, client, admin_user, settings, parse, tracked_links
+    celery_worker, smtp_server, quiet_smtp_log, client, admin_user, settings, parse, tracked_links, recover_until
 ):
     """Readers click the tracked links of the mail they received; engagement records the clicks (human, per
     variant); after the wait recovery picks the subject they clicked more and the worker sends it to the rest."""

@@ -1,8 +1,6 @@
 """Canary sends: a random first share goes alone, the send holds, then continues by itself or stops with the reason
 when the first readers bounce or complain beyond the newsletter's limits."""
 
-import time
-
 import pytest
 
 from newsletter.delivery import issues_recover
@@ -25,16 +23,6 @@ def canary_issue(readers: int, percent: int = 10, minimum: int = 20, hold: int =
     return issue
 
 
-def recover_until(predicate, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        issues_recover()
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.mark.django_db
 def test_the_canary_is_a_random_share_picked_once_and_the_rest_is_held(django_capture_on_commit_callbacks):
     issue = canary_issue(300, percent=5, minimum=20)
@@ -55,7 +43,7 @@ def test_the_canary_is_a_random_share_picked_once_and_the_rest_is_held(django_ca
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_healthy_canary_lets_the_rest_follow_by_itself(celery_worker, smtp_server):
+def test_a_healthy_canary_lets_the_rest_follow_by_itself(celery_worker, smtp_server, recover_until):
     issue = canary_issue(120, percent=10, minimum=20)
     celery_worker(env={"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_server.port)})
     sending.issue_send_now(issue)
@@ -68,8 +56,9 @@ def test_a_healthy_canary_lets_the_rest_follow_by_itself(celery_worker, smtp_ser
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_burst_of_hard_bounces_in_the_canary_holds_the_rest_with_the_reason(celery_worker, smtp_server, client,
-                                                                                admin_user):  # fmt: skip
+def test_a_burst_of_hard_bounces_in_the_canary_holds_the_rest_with_the_reason(
+    celery_worker, smtp_server, client, admin_user, recover_until
+):
     issue = canary_issue(200, percent=10, minimum=20)
     # The receiving server refuses a third of the addresses for good.
     smtp_server.rcpt_reply = lambda address: "550 5.1.1 No such user" if int(address[6:-12]) % 3 == 0 else None

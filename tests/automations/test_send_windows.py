@@ -2,7 +2,6 @@
 rows of readers whose time has not come wait in the ledger (deferred, never attempted) and are claimed when due."""
 
 import io
-import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from zoneinfo import ZoneInfo
@@ -11,7 +10,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from newsletter.delivery import issues_recover
 from newsletter.delivery.ledger import deliveries_claim, deliveries_materialise
 from newsletter.delivery.windows import release_at
 from newsletter.models import Delivery, Issue
@@ -153,19 +151,11 @@ def test_rows_wait_for_local_time_unclaimable_until_due(django_capture_on_commit
 # --- real worker -------------------------------------------------------------------------------------------------
 
 
-def recover_until(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        issues_recover()
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_readers_in_two_zones_get_the_issue_at_their_own_local_time(celery_worker, smtp_server, quiet_smtp_log):
+def test_readers_in_two_zones_get_the_issue_at_their_own_local_time(
+    celery_worker, smtp_server, quiet_smtp_log, recover_until
+):
     """The window opens seconds from now in New York and is already open in Madrid (a frozen clock would say
     hours; here the opening is near): Madrid's reader gets it at once, New York's not before its opening."""
     issue = issue_to_send()

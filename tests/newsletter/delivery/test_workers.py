@@ -34,17 +34,6 @@ def finished(issue):
     return issue.status == Issue.Status.SENT
 
 
-def recover_until(predicate, timeout: float = 60, what: str = "the send to finish"):
-    """What beat does every few seconds, done here every half second until `predicate` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        issues_recover()
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def test_a_few_thousand_recipients_each_get_exactly_one_message_with_their_own_link(
     celery_worker, smtp_server, worker_env, settings, counts, parse, received_by_address, wait_for
 ):
@@ -94,7 +83,7 @@ def test_two_workers_at_once_send_no_duplicates(celery_worker, smtp_server, work
 
 
 def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_at_most_its_message_in_flight(
-    celery_worker, smtp_server, worker_env, counts, received_by_address, wait_for
+    celery_worker, smtp_server, worker_env, counts, received_by_address, wait_for, recover_until
 ):
     issue = issue_to_send()
     subscribers_bulk(issue.newsletter, 1200)
@@ -122,7 +111,7 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_at_most_its_messag
 
 
 def test_smtp_4xx_for_a_while_then_everyone_is_delivered_with_retries_recorded(
-    celery_worker, smtp_server, worker_env, received_by_address
+    celery_worker, smtp_server, worker_env, received_by_address, recover_until
 ):
     issue = issue_to_send()
     subscribers_bulk(issue.newsletter, 300)
@@ -211,7 +200,7 @@ def test_unsubscribing_mid_send_stops_delivery_to_that_address(
 
 
 def test_a_send_whose_queued_tasks_were_lost_is_restarted_by_recovery(
-    celery_worker, smtp_server, worker_env, purge_queues, received_by_address
+    celery_worker, smtp_server, worker_env, purge_queues, received_by_address, recover_until
 ):
     issue = issue_to_send()
     subscribers_bulk(issue.newsletter, 150)
